@@ -1,0 +1,1 @@
+"""Shared helpers for fancy_env tests: real processes on loopback, no mocks."""
