@@ -1,29 +1,51 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for fancy_env: system packages, dockerd, a local registry, and the
 # local single-user image built from a debootstrap base (no Docker Hub needed).
-# Idempotent: a second run only checks and returns.
+# Idempotent: a second run only checks and returns (well under a second).
 #
 #   scripts/setup.sh            everything the hub needs (Docker, registry, image, proxy)
-#   scripts/setup.sh --test     also the test tools (Chromium, Python test extras, npm deps)
+#   scripts/setup.sh --test     also the test tools (Debian chromium for the browser tests)
 #
-# State (PID files, logs, registry data, debootstrap tree) lives in $FANCY_ENV_STATE
-# (default /var/lib/fancy-env when root, else ~/.local/state/fancy-env).
+# Works non-interactively (CI=true, no stdin): apt runs with DEBIAN_FRONTEND=noninteractive and
+# every step reads from /dev/null. Stop the services it started with scripts/stop-services.sh.
+#
+# State (PID files, logs, registry data, debootstrap tree, run history) lives in
+# $FANCY_ENV_STATE (default /var/lib/fancy-env when root, else ~/.local/state/fancy-env).
+# Every run appends "<utc time> <seconds> <actions|none>" to $FANCY_ENV_STATE/setup-history.tsv
+# (bench/bench_setup.py reads it to compare a cold run with a warm one).
 set -euo pipefail
+exec </dev/null
 
 WITH_TEST=0
-[[ "${1:-}" == "--test" ]] && WITH_TEST=1
+for arg in "$@"; do
+  case "$arg" in
+    --test) WITH_TEST=1 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (allowed: --test, --help)" >&2; exit 2 ;;
+  esac
+done
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ $(id -u) == 0 ]]; then DEFAULT_STATE=/var/lib/fancy-env; else DEFAULT_STATE="$HOME/.local/state/fancy-env"; fi
 STATE="${FANCY_ENV_STATE:-$DEFAULT_STATE}"
 BASE_IMAGE="${FANCY_ENV_BASE_IMAGE:-fancy-env/bookworm-base:latest}"
 SINGLEUSER_IMAGE="${FANCY_ENV_SINGLEUSER_IMAGE:-fancy-env/singleuser:latest}"
 REGISTRY_ADDR="${FANCY_ENV_REGISTRY:-127.0.0.1:5000}"
+DEBIAN_MIRROR="${FANCY_ENV_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 mkdir -p "$STATE"
-t0=$(date +%s.%N)
-log() { printf '[setup %5.1fs] %s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$*"; }
+t0=$(date +%s%N)
+elapsed() { local ms=$(( ($(date +%s%N) - t0) / 1000000 )); printf '%d.%03d' $((ms / 1000)) $((ms % 1000)); }
+log() { printf '[setup %7ss] %s\n' "$(elapsed)" "$*"; }
+ACTIONS=()
+did() { ACTIONS+=("$1"); }
+SUDO=()
+if [[ $(id -u) != 0 ]]; then
+  if command -v sudo >/dev/null; then SUDO=(sudo -n); else SUDO=(false); fi
+fi
 
+# --- system packages ----------------------------------------------------------------------
 need_apt=()
-command -v bc >/dev/null || need_apt+=(bc)
+command -v curl >/dev/null || need_apt+=(curl)
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] || need_apt+=(ca-certificates)
 command -v dockerd >/dev/null || need_apt+=(docker.io)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
@@ -31,35 +53,50 @@ command -v git >/dev/null || need_apt+=(git)
 command -v npm >/dev/null || need_apt+=(npm)
 if [[ $WITH_TEST == 1 ]]; then
   command -v chromium >/dev/null || need_apt+=(chromium)
+  [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || need_apt+=(fonts-dejavu-core)
 fi
 if (( ${#need_apt[@]} )); then
-  echo "[setup] installing Debian packages: ${need_apt[*]}"
+  log "installing Debian packages: ${need_apt[*]}"
+  [[ $(id -u) == 0 ]] || "${SUDO[@]}" true 2>/dev/null \
+    || { echo "setup.sh: need root (or password-less sudo) to install ${need_apt[*]}" >&2; exit 1; }
   export DEBIAN_FRONTEND=noninteractive
   # no systemd here: keep package scripts from trying to start services
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
+  fi
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "${need_apt[@]}" >"$STATE/apt.log" 2>&1 || { tail -30 "$STATE/apt.log" >&2; exit 1; }
+  did "apt:${need_apt[*]}"
 fi
 log "system packages present"
 
 if ! command -v configurable-http-proxy >/dev/null; then
-  npm install -g --silent configurable-http-proxy >/dev/null
+  log "installing configurable-http-proxy from npm"
+  "${SUDO[@]}" npm install -g --no-audit --no-fund --loglevel=error configurable-http-proxy \
+    >"$STATE/npm.log" 2>&1 || { tail -30 "$STATE/npm.log" >&2; exit 1; }
+  did "npm:configurable-http-proxy"
 fi
 log "configurable-http-proxy present"
 
 # --- dockerd -----------------------------------------------------------------------------
 # No bridge and no iptables: every container uses host networking and talks to loopback only.
+# setsid: its own session, so a Ctrl-C in the terminal that ran us never reaches it.
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
-  nohup dockerd --bridge=none --iptables=false --ip6tables=false \
+  setsid nohup dockerd --bridge=none --iptables=false --ip6tables=false \
     --pidfile "$STATE/dockerd.pid" >"$STATE/dockerd.log" 2>&1 &
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.25; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see $STATE/dockerd.log" >&2; tail -20 "$STATE/dockerd.log" >&2; exit 1; }
+  did "dockerd"
 fi
 log "docker engine reachable"
 
 # --- registry on 127.0.0.1:5000 ------------------------------------------------------------
 if ! curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
+  log "starting docker-registry on $REGISTRY_ADDR"
   mkdir -p "$STATE/registry"
   cat >"$STATE/registry.yml" <<YML
 version: 0.1
@@ -70,10 +107,11 @@ storage:
 http:
   addr: $REGISTRY_ADDR
 YML
-  nohup docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 &
+  setsid nohup docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 &
   echo $! >"$STATE/registry.pid"
   for _ in $(seq 1 40); do curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.25; done
   curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null || { echo "registry did not start; see $STATE/registry.log" >&2; exit 1; }
+  did "registry"
 fi
 log "registry answering on $REGISTRY_ADDR"
 
@@ -82,25 +120,37 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   log "debootstrap bookworm (minbase) -> $BASE_IMAGE"
   rm -rf "$STATE/rootfs"
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,git \
-    bookworm "$STATE/rootfs" http://deb.debian.org/debian >"$STATE/debootstrap.log" 2>&1 \
+    bookworm "$STATE/rootfs" "$DEBIAN_MIRROR" >"$STATE/debootstrap.log" 2>&1 \
     || { tail -20 "$STATE/debootstrap.log" >&2; exit 1; }
   tar -C "$STATE/rootfs" -c . | docker import - "$BASE_IMAGE" >/dev/null
   rm -rf "$STATE/rootfs"
+  did "base-image"
 fi
 log "base image $BASE_IMAGE present"
 
-if ! docker image inspect "$SINGLEUSER_IMAGE" >/dev/null 2>&1; then
-  log "building $SINGLEUSER_IMAGE"
+# The image carries the hash of its Dockerfile: an edited Dockerfile rebuilds, an unchanged one
+# is only checked.
+recipe_sha=$(sha256sum <"$HERE/scripts/singleuser.Dockerfile" | cut -c1-16)
+have_sha=$(docker image inspect -f '{{ index .Config.Labels "fancy-env.recipe" }}' \
+  "$SINGLEUSER_IMAGE" 2>/dev/null || true)
+if [[ "$have_sha" != "$recipe_sha" ]]; then
+  log "building $SINGLEUSER_IMAGE (recipe $recipe_sha)"
   ctx=$(mktemp -d)
   cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
   cp "$HERE/scripts/singleuser.Dockerfile" "$ctx/Dockerfile"
-  docker build --network host --build-arg BASE="$BASE_IMAGE" -t "$SINGLEUSER_IMAGE" "$ctx" >"$STATE/singleuser-build.log" 2>&1 \
-    || { tail -30 "$STATE/singleuser-build.log" >&2; exit 1; }
+  docker build --network host --build-arg BASE="$BASE_IMAGE" --label "fancy-env.recipe=$recipe_sha" \
+    -t "$SINGLEUSER_IMAGE" "$ctx" >"$STATE/singleuser-build.log" 2>&1 \
+    || { tail -30 "$STATE/singleuser-build.log" >&2; rm -rf "$ctx"; exit 1; }
   rm -rf "$ctx"
+  did "singleuser-image"
 fi
 log "single-user image $SINGLEUSER_IMAGE present"
 
 if [[ $WITH_TEST == 1 ]]; then
-  log "test tools present"
+  log "test tools present (chromium: $(command -v chromium))"
 fi
-log "done"
+summary="none"
+(( ${#ACTIONS[@]} )) && summary=$(IFS=,; echo "${ACTIONS[*]}")
+printf '%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(elapsed)" "${summary// /+}" \
+  >>"$STATE/setup-history.tsv"
+log "done (did: $summary)"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Stop the services scripts/setup.sh started (dockerd and docker-registry), by their PID files
+# in $FANCY_ENV_STATE. Services this script did not start (no PID file) are left alone.
+set -euo pipefail
+if [[ $(id -u) == 0 ]]; then DEFAULT_STATE=/var/lib/fancy-env; else DEFAULT_STATE="$HOME/.local/state/fancy-env"; fi
+STATE="${FANCY_ENV_STATE:-$DEFAULT_STATE}"
+
+stop_pid_file() {  # name, pid file, expected command name
+  local name=$1 file=$2 comm=$3 pid
+  if [[ ! -s "$file" ]]; then echo "[stop] $name: no PID file ($file), nothing to stop"; return; fi
+  pid=$(<"$file")
+  if ! kill -0 "$pid" 2>/dev/null || [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$comm"* ]]; then
+    echo "[stop] $name: PID $pid is not running (stale PID file removed)"; rm -f "$file"; return
+  fi
+  kill -TERM "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "[stop] $name: PID $pid still running after 15 s, sending SIGKILL"; kill -KILL "$pid"
+  fi
+  rm -f "$file"
+  echo "[stop] $name (PID $pid) stopped"
+}
+
+stop_pid_file docker-registry "$STATE/registry.pid" docker-registry
+stop_pid_file dockerd "$STATE/dockerd.pid" dockerd
