@@ -1,0 +1,164 @@
+"""Storage of environment links (SQLAlchemy; same database URL as the build service).
+
+Our own table, `fancy_env_links`, created on start if missing, in whatever database the build
+service uses (SQLite by default, PostgreSQL on a cluster). Only the SHA-256 digest of a code is
+stored. Calls are short single-row statements; like JupyterHub itself we run them on the event
+loop (SQLite lookups by primary key or index take microseconds).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Float, Index, Integer, String, Text, create_engine, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from .links import Link, LinkSpec
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LinkRow(Base):
+    __tablename__ = "fancy_env_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    spec_json: Mapped[str] = mapped_column(Text)
+    created: Mapped[float] = mapped_column(Float, index=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    launches: Mapped[int] = mapped_column(Integer, default=0)
+    last_launch: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (Index("ix_fancy_env_links_owner_created", "owner", "created"),)
+
+
+def spec_to_json(spec: LinkSpec) -> str:
+    return json.dumps(
+        {
+            "profile": spec.profile,
+            "options": dict(spec.options),
+            "repo": spec.repo,
+            "ref": spec.ref,
+            "commit": spec.commit,
+            "follow_branch": spec.follow_branch,
+            "build_id": spec.build_id,
+            "autostart": spec.autostart,
+            "note": spec.note,
+        },
+        sort_keys=True,
+    )
+
+
+def spec_from_json(text: str) -> LinkSpec:
+    data: dict[str, Any] = json.loads(text)
+    return LinkSpec(
+        profile=data["profile"],
+        options=dict(data.get("options") or {}),
+        repo=data.get("repo", ""),
+        ref=data.get("ref", ""),
+        commit=data.get("commit", ""),
+        follow_branch=bool(data.get("follow_branch")),
+        build_id=data.get("build_id", ""),
+        autostart=bool(data.get("autostart")),
+        note=data.get("note", ""),
+    )
+
+
+def _to_link(row: LinkRow) -> Link:
+    return Link(
+        id=row.id,
+        code_hash=row.code_hash,
+        owner=row.owner,
+        spec=spec_from_json(row.spec_json),
+        created=row.created,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class LinkStore:
+    """Create, find, list and change links."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False}
+        self.engine = engine or create_engine(url, **kwargs)
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    def add(self, link: Link) -> Link:
+        with self.session() as db, db.begin():
+            db.add(
+                LinkRow(
+                    id=link.id,
+                    code_hash=link.code_hash,
+                    owner=link.owner,
+                    spec_json=spec_to_json(link.spec),
+                    created=link.created,
+                    expires_at=link.expires_at,
+                    revoked_at=link.revoked_at,
+                    launches=0,
+                )
+            )
+        return link
+
+    def by_code_hash(self, code_hash: str) -> Link | None:
+        with self.session() as db:
+            row = db.scalars(select(LinkRow).where(LinkRow.code_hash == code_hash)).first()
+            return _to_link(row) if row else None
+
+    def by_id(self, link_id: str) -> Link | None:
+        with self.session() as db:
+            row = db.get(LinkRow, link_id)
+            return _to_link(row) if row else None
+
+    def list(self, owner: str | None = None, limit: int = 500) -> list[Link]:
+        """Newest first; `owner=None` lists everyone's (admin)."""
+        query = select(LinkRow).order_by(LinkRow.created.desc()).limit(limit)
+        if owner is not None:
+            query = query.where(LinkRow.owner == owner)
+        with self.session() as db:
+            return [_to_link(row) for row in db.scalars(query)]
+
+    def created_since(self, owner: str, since: float) -> Sequence[float]:
+        """Creation times of `owner`'s links after `since` (for the rate limit)."""
+        query = select(LinkRow.created).where(LinkRow.owner == owner, LinkRow.created > since)
+        with self.session() as db:
+            return list(db.scalars(query))
+
+    def update(self, link_id: str, **changes: Any) -> Link | None:
+        allowed = {"expires_at", "revoked_at"}
+        if set(changes) - allowed:
+            raise ValueError(f"only {sorted(allowed)} can change")
+        with self.session() as db, db.begin():
+            row = db.get(LinkRow, link_id)
+            if row is None:
+                return None
+            for key, value in changes.items():
+                setattr(row, key, value)
+            return _to_link(row)
+
+    def record_launch(self, link_id: str, now: float) -> None:
+        with self.session() as db, db.begin():
+            row = db.get(LinkRow, link_id)
+            if row is not None:
+                row.launches = (row.launches or 0) + 1
+                row.last_launch = now
+
+    def launches(self, link_id: str) -> int:
+        with self.session() as db:
+            value = db.scalar(
+                select(func.coalesce(LinkRow.launches, 0)).where(LinkRow.id == link_id)
+            )
+            return int(value or 0)
