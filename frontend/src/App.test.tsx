@@ -1,0 +1,177 @@
+import { cleanup, render, screen, waitFor, within } from "@testing-library/preact";
+import userEvent from "@testing-library/user-event";
+import { afterEach, describe, expect, it } from "vitest";
+import { App } from "./App";
+import { BuilderClient, TICKET_HEADER } from "./api/client";
+import type { FormConfig } from "./config";
+import { CONFIG } from "./testing/fixtures";
+import { FakeBuilder } from "./testing/fakeBuilder";
+
+interface Setup {
+  fake: FakeBuilder;
+  submitted: Array<Record<string, string>>;
+  user: ReturnType<typeof userEvent.setup>;
+}
+
+/** Render the form inside a real <form>, as JupyterHub's spawn page does. */
+function setup(config: FormConfig = CONFIG, fake = new FakeBuilder()): Setup {
+  const form = document.createElement("form");
+  const mount = document.createElement("div");
+  const start = document.createElement("button");
+  start.type = "submit";
+  start.textContent = "Start";
+  form.append(mount, start);
+  document.body.append(form);
+  const submitted: Array<Record<string, string>> = [];
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    submitted.push(Object.fromEntries(new FormData(form).entries()) as Record<string, string>);
+  });
+  const client = new BuilderClient(config.builderUrl, config.ticket, fake.fetch);
+  render(<App config={config} client={client} form={form} />, { container: mount });
+  return { fake, submitted, user: userEvent.setup() };
+}
+
+afterEach(() => {
+  cleanup();
+  document.body.innerHTML = "";
+});
+
+describe("profiles and options", () => {
+  it("shows profile cards with descriptions and selects the default", () => {
+    setup();
+    const group = screen.getByRole("group", { name: "Environment" });
+    const small = within(group).getByRole("radio", { name: /Small/ });
+    expect(small).toBeChecked();
+    expect(small).toHaveAccessibleDescription("1 CPU, 2 GB");
+    expect(within(group).getByRole("radio", { name: /From a repository/ })).not.toBeChecked();
+  });
+
+  it("posts KubeSpawner's field names", async () => {
+    const { user, submitted } = setup();
+    await user.selectOptions(screen.getByLabelText("Image"), "r43");
+    await user.click(screen.getByRole("button", { name: "Start" }));
+    expect(submitted).toEqual([{ profile: "small", "profile-option-small--image": "r43" }]);
+  });
+
+  it("checks Other… against the admin's regex before posting", async () => {
+    const { user, submitted } = setup();
+    await user.selectOptions(screen.getByLabelText("Image"), "unlisted-choice");
+    const other = screen.getByLabelText("Custom image");
+    await user.type(other, "docker.io/evil:latest");
+    await user.click(screen.getByRole("button", { name: "Start" }));
+    expect(submitted).toEqual([]);
+    expect(other).toHaveAttribute("aria-invalid", "true");
+    expect(other).toHaveAccessibleDescription("Use a quay.io image with a numeric tag.");
+    expect(other).toHaveFocus();
+    await user.clear(other);
+    await user.type(other, "quay.io/good:2");
+    await user.click(screen.getByRole("button", { name: "Start" }));
+    expect(submitted).toEqual([
+      { profile: "small", "profile-option-small--image--unlisted-choice": "quay.io/good:2" },
+    ]);
+  });
+
+  it("restores saved options", () => {
+    setup({ ...CONFIG, saved: { profile: "small", "image--unlisted-choice": "quay.io/a:1" } });
+    expect(screen.getByLabelText("Image")).toHaveValue("unlisted-choice");
+    expect(screen.getByLabelText("Custom image")).toHaveValue("quay.io/a:1");
+  });
+});
+
+describe("repository builds", () => {
+  async function openRepo(s: Setup, repo = "http://127.0.0.1:9/r.git") {
+    await s.user.click(screen.getByRole("radio", { name: /From a repository/ }));
+    await s.user.type(screen.getByLabelText("Repository URL"), repo);
+  }
+
+  it("builds with a live coloured log and starts the server when built", async () => {
+    const s = setup();
+    await openRepo(s);
+    await s.user.click(screen.getByRole("button", { name: "Build and start" }));
+    await waitFor(() => expect(s.fake.callsTo("GET", "/events")).toHaveLength(1));
+    const post = s.fake.callsTo("POST", "api/builds")[0];
+    expect(post?.headers[TICKET_HEADER]).toBe("t1.alice.sig");
+    s.fake.emit(1, { phase: "building", message: "\x1b[32mStep 1/2\x1b[0m : FROM base" });
+    const log = await screen.findByRole("log", { name: "Build log" });
+    await waitFor(() => expect(log).toHaveTextContent("Step 1/2 : FROM base"));
+    expect(within(log).getByText("Step 1/2")).toHaveClass("fe-fg2");
+    expect(screen.getByRole("status")).toHaveTextContent("Build phase: building");
+    expect(screen.getByRole("progressbar", { name: "Build progress" })).toHaveAttribute(
+      "aria-valuetext",
+      "building, step 4 of 6",
+    );
+    s.fake.emit(2, { phase: "built", message: "done", image: "img" });
+    await waitFor(() => expect(s.submitted).toEqual([{ profile: "repo", build_id: "b1" }]));
+    expect(screen.getByRole("status")).toHaveTextContent("Image ready");
+  });
+
+  it("starts at once from a cached image", async () => {
+    const fake = new FakeBuilder();
+    fake.answer = { id: "c1", repo: "r", ref: "", image: "img", status: "built" };
+    const s = setup(CONFIG, fake);
+    await openRepo(s);
+    await s.user.click(screen.getByRole("button", { name: "Build and start" }));
+    await waitFor(() => expect(s.submitted).toEqual([{ profile: "repo", build_id: "c1" }]));
+    expect(fake.callsTo("GET", "/events")).toHaveLength(0);
+  });
+
+  it("shows the service's reason next to the field", async () => {
+    const fake = new FakeBuilder();
+    fake.answer = [400, { reason: "repo: only http(s) Git URLs are allowed", field: "repo" }];
+    const s = setup(CONFIG, fake);
+    await openRepo(s, "file:///etc");
+    await s.user.click(screen.getByRole("button", { name: "Build and start" }));
+    const input = screen.getByLabelText("Repository URL");
+    await waitFor(() => expect(input).toHaveAttribute("aria-invalid", "true"));
+    expect(input).toHaveAccessibleDescription("repo: only http(s) Git URLs are allowed");
+    expect(s.submitted).toEqual([]);
+  });
+
+  it("cancels a running build", async () => {
+    const s = setup();
+    await openRepo(s);
+    await s.user.click(screen.getByRole("button", { name: "Build and start" }));
+    const cancel = await screen.findByRole("button", { name: "Cancel build" });
+    await waitFor(() => expect(cancel).toBeEnabled());
+    await s.user.click(cancel);
+    expect(s.fake.callsTo("DELETE", "api/builds/b1")).toHaveLength(1);
+    s.fake.emit(1, { phase: "cancelled", message: "cancelled by alice" });
+    await waitFor(() => expect(screen.getByRole("status")).toHaveTextContent("Build cancelled."));
+    expect(s.submitted).toEqual([]);
+  });
+
+  it("shows a failed build's reason", async () => {
+    const s = setup();
+    await openRepo(s);
+    await s.user.click(screen.getByRole("button", { name: "Build and start" }));
+    await waitFor(() => expect(s.fake.callsTo("GET", "/events")).toHaveLength(1));
+    s.fake.emit(1, { phase: "failed", message: "repo2docker exited with 1" });
+    await waitFor(() =>
+      expect(screen.getByRole("status")).toHaveTextContent("Build failed: repo2docker exited with 1"),
+    );
+    expect(s.submitted).toEqual([]);
+  });
+
+  it("Enter in the repository field builds instead of posting an empty start", async () => {
+    const s = setup();
+    await openRepo(s);
+    await s.user.keyboard("{Enter}");
+    await waitFor(() => expect(s.fake.callsTo("POST", "api/builds")).toHaveLength(1));
+    expect(s.submitted).toEqual([]);
+  });
+
+  it("lists recent environments from the server and starts one in one click", async () => {
+    const fake = new FakeBuilder();
+    fake.history = [
+      { id: "old", repo: "https://h/a.git", ref: "main", image: "i", status: "built", finished: "2026-01-01T00:00:00Z" },
+      { id: "new", repo: "https://h/a.git", ref: "main", image: "i", status: "built", finished: "2026-02-01T00:00:00Z" },
+      { id: "bad", repo: "https://h/b.git", ref: "", image: "i", status: "failed" },
+    ];
+    const s = setup(CONFIG, fake);
+    const start = await screen.findByRole("button", { name: "Start h/a at main" });
+    expect(screen.queryByRole("button", { name: /h\/b/ })).toBeNull();
+    await s.user.click(start);
+    await waitFor(() => expect(s.submitted).toEqual([{ profile: "repo", build_id: "new" }]));
+  });
+});

@@ -1,0 +1,62 @@
+import type { BuildRecord } from "../api/buildEvents";
+
+/** Newest successful build per (repo, ref), at most `limit`. */
+export function recentEnvironments(records: BuildRecord[], limit = 5): BuildRecord[] {
+  const seen = new Set<string>();
+  const out: BuildRecord[] = [];
+  const sorted = [...records].sort((a, b) => stamp(b) - stamp(a));
+  for (const r of sorted) {
+    const key = `${r.repo}\n${r.ref}`;
+    if (r.status !== "built" || seen.has(key)) continue;
+    seen.add(key);
+    out.push(r);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+function stamp(r: BuildRecord): number {
+  const t = Date.parse(r.finished ?? r.created ?? "");
+  return Number.isFinite(t) ? t : 0;
+}
+
+function shortRepo(repo: string): string {
+  return repo.replace(/^[a-z]+:\/\//, "").replace(/\.git$/, "");
+}
+
+interface Props {
+  records: BuildRecord[];
+  disabled: boolean;
+  onStart: (record: BuildRecord) => void;
+}
+
+/** The user's recent environments (server-side history): one click starts one again. */
+export function RecentBuilds({ records, disabled, onStart }: Props) {
+  if (records.length === 0) return null;
+  return (
+    <section class="fe-recent mt-3" aria-labelledby="fe-recent-heading">
+      <h2 id="fe-recent-heading" class="fs-6">
+        Your recent environments
+      </h2>
+      <ul class="list-group">
+        {records.map((r) => (
+          <li key={r.id} class="list-group-item d-flex align-items-center gap-2">
+            <span class="flex-grow-1 text-truncate">
+              <code>{shortRepo(r.repo)}</code> @ {r.ref || "HEAD"}
+              {r.commit && <span class="text-body-secondary small"> ({r.commit.slice(0, 8)})</span>}
+            </span>
+            <button
+              type="button"
+              class="btn btn-sm btn-outline-primary"
+              disabled={disabled}
+              aria-label={`Start ${shortRepo(r.repo)} at ${r.ref || "HEAD"}`}
+              onClick={() => onStart(r)}
+            >
+              Start
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

@@ -1,0 +1,125 @@
+/** The build lifecycle of the repository panel: request, follow, cancel. */
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { ansiToSegments, type Segment } from "./ansi";
+import type { BuildEvent, BuildRecord } from "./api/buildEvents";
+import { ApiError, type BuilderClient } from "./api/client";
+
+export type BuildStatus = "idle" | "requesting" | "running" | "built" | "failed" | "cancelled";
+
+export interface BuildState {
+  status: BuildStatus;
+  id: string | null;
+  phase: string | null;
+  log: Segment[][];
+  /** A refusal of the request, shown next to the field it names. */
+  fieldError: { field: "repo" | "ref"; reason: string } | null;
+  /** A failure of the build itself (or the connection), shown under the log. */
+  failure: string | null;
+  startedAt: number | null;
+  estimateMs: number | null;
+}
+
+const IDLE: BuildState = {
+  status: "idle",
+  id: null,
+  phase: null,
+  log: [],
+  fieldError: null,
+  failure: null,
+  startedAt: null,
+  estimateMs: null,
+};
+
+export interface UseBuild {
+  state: BuildState;
+  start: (repo: string, ref: string) => Promise<void>;
+  cancel: () => Promise<void>;
+}
+
+/** Median duration of earlier real builds of the same repository, or null. */
+export function estimateFrom(records: BuildRecord[]): number | null {
+  const durations = records
+    .filter((r) => r.status === "built" && r.started && r.finished)
+    .map((r) => Date.parse(r.finished as string) - Date.parse(r.started as string))
+    .filter((ms) => Number.isFinite(ms) && ms > 1000)
+    .sort((a, b) => a - b);
+  if (durations.length === 0) return null;
+  return durations[Math.floor(durations.length / 2)] ?? null;
+}
+
+export function useBuild(client: BuilderClient, onBuilt: (id: string) => void): UseBuild {
+  const [state, setState] = useState<BuildState>(IDLE);
+  const abort = useRef<AbortController | null>(null);
+  const builtRef = useRef(onBuilt);
+  builtRef.current = onBuilt;
+  useEffect(() => () => abort.current?.abort(), []);
+
+  const onEvent = useCallback((event: BuildEvent) => {
+    setState((s) => ({
+      ...s,
+      phase: event.phase,
+      log: event.message ? [...s.log, ...event.message.split(/\r?\n/).filter(Boolean).map(ansiToSegments)] : s.log,
+    }));
+  }, []);
+
+  const follow = useCallback(
+    async (id: string, controller: AbortController) => {
+      try {
+        const last = await client.follow(id, onEvent, { signal: controller.signal });
+        if (last.phase === "built") {
+          setState((s) => ({ ...s, status: "built", phase: "built" }));
+          builtRef.current(id);
+        } else {
+          const failure = last.phase === "cancelled" ? null : last.message || "The build failed.";
+          setState((s) => ({ ...s, status: last.phase === "cancelled" ? "cancelled" : "failed", failure }));
+        }
+      } catch (err) {
+        if (controller.signal.aborted) return;
+        const reason = err instanceof ApiError ? err.reason : String(err);
+        setState((s) => ({ ...s, status: "failed", failure: reason }));
+      }
+    },
+    [client, onEvent],
+  );
+
+  const start = useCallback(
+    async (repo: string, ref: string) => {
+      abort.current?.abort();
+      const controller = new AbortController();
+      abort.current = controller;
+      setState({ ...IDLE, status: "requesting", startedAt: Date.now() });
+      const estimate = client.history(repo).then(estimateFrom, () => null);
+      let record: BuildRecord;
+      try {
+        record = await client.createBuild(repo, ref);
+      } catch (err) {
+        const reason = err instanceof ApiError ? err.reason : `The build service is unreachable (${String(err)}).`;
+        const field = err instanceof ApiError && err.field === "ref" ? "ref" : "repo";
+        setState({ ...IDLE, fieldError: { field, reason } });
+        return;
+      }
+      if (record.status === "built") {
+        setState((s) => ({ ...s, status: "built", id: record.id, phase: "built" }));
+        builtRef.current(record.id);
+        return;
+      }
+      setState((s) => ({ ...s, status: "running", id: record.id, phase: record.status }));
+      void estimate.then((estimateMs) => setState((s) => ({ ...s, estimateMs })));
+      await follow(record.id, controller);
+    },
+    [client, follow],
+  );
+
+  const cancel = useCallback(async () => {
+    const id = state.id;
+    if (!id) return;
+    try {
+      await client.cancel(id);
+    } catch (err) {
+      const reason = err instanceof ApiError ? err.reason : String(err);
+      setState((s) => ({ ...s, failure: `Could not cancel: ${reason}` }));
+    }
+  }, [client, state.id]);
+
+  return { state, start, cancel };
+}
