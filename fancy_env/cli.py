@@ -1,0 +1,373 @@
+"""The `fancy-env` command: `fancy-env up` (a whole hub on this machine) and `fancy-env build`.
+
+`build` belongs to the build service (`fancy_env.builder.cli_build`) and is imported only when
+used, so `fancy-env up --help` never pulls in the build service's dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets.config import Application
+
+from ._version import __version__
+from .up import (
+    MARKER_ENV,
+    SETUP_SCRIPT,
+    SINGLEUSER_IMAGE,
+    HubSettings,
+    Problem,
+    Shutdown,
+    connect_host,
+    default_profile_list,
+    docker_problem,
+    free_port,
+    image_present,
+    image_problem,
+    lineage,
+    listening_ports,
+    port_in_use,
+    port_problem,
+    probe_docker,
+    proxy_problem,
+    raise_shutdown,
+    read_proc_table,
+    remove_containers,
+    render_hub_config,
+    select_ours,
+    stop_processes,
+    up_id_for,
+)
+
+USAGE = """usage: fancy-env COMMAND [options]
+
+commands:
+  up      run a complete hub on this machine until Ctrl-C (fancy-env up --help-all)
+  build   build an image from a Git repository with the build service (fancy-env build --help)
+"""
+
+
+def _default_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(base, "fancy-env", "hub")
+
+
+class UpApp(Application):
+    """Run a complete fancy_env hub on this machine until Ctrl-C."""
+
+    name = "fancy-env up"
+    description = (
+        "Start JupyterHub with FancyDockerSpawner, the build service and configurable-http-proxy "
+        "on this machine; print the URL and a generated password; Ctrl-C stops everything."
+    )
+    version = __version__
+
+    ip = Unicode(
+        "127.0.0.1",
+        config=True,
+        help="""Address the hub's public proxy listens on. The default keeps the hub on this
+        machine; use 0.0.0.0 to let others on your network in (then switch to a real
+        authenticator first: see docs/howto-authenticators.md).""",
+    )
+    port = Integer(
+        8000,
+        config=True,
+        help="""Public port of the hub (the proxy). Change it when 8000 is taken; the preflight
+        check says so. The hub's internal API, the proxy's API and the build service use free
+        loopback ports chosen at each start.""",
+    )
+    base_url = Unicode(
+        "/",
+        config=True,
+        help="URL prefix of the hub, e.g. /jh/ behind a reverse proxy; starts and ends with /.",
+    )
+    state_dir = Unicode(
+        config=True,
+        help="""The one directory holding everything `up` keeps: generated hub config, hub
+        database and cookie secret, build service database and logs, process logs. Delete it to
+        start from scratch. Default: $XDG_STATE_HOME/fancy-env/hub (~/.local/state/...).""",
+    )
+    config_file = Unicode(
+        "",
+        config=True,
+        help="""A normal jupyterhub_config.py loaded after our defaults, so it can override any
+        of them (authenticator, profile_list, spawner options, ...).""",
+    )
+    image = Unicode(
+        SINGLEUSER_IMAGE,
+        config=True,
+        help="""The single-user image of the default profiles (and the base of test repositories).
+        scripts/setup.sh builds fancy-env/singleuser:latest locally.""",
+    )
+    allow_loopback_repos = Bool(
+        False,
+        config=True,
+        help="""Also allow repository builds from http://127.0.0.1 and http://localhost (a Git
+        server on this machine, as the tests use). Off by default: a hub must not let users
+        make it fetch from its own loopback services.""",
+    )
+    build_image = Bool(
+        False,
+        config=True,
+        help="""When the single-user image is missing, build it without asking by running
+        scripts/setup.sh (needs root for apt; takes a few minutes the first time).""",
+    )
+    start_timeout = Float(
+        90.0, config=True, help="Seconds to wait for the hub to answer /hub/health at start."
+    )
+    stop_timeout = Float(
+        60.0,
+        config=True,
+        help="""Seconds to wait, after Ctrl-C, for the hub to stop its servers, services and
+        proxy cleanly before everything left is killed.""",
+    )
+
+    aliases = {
+        "ip": "UpApp.ip",
+        "port": "UpApp.port",
+        "base-url": "UpApp.base_url",
+        "state-dir": "UpApp.state_dir",
+        "config": "UpApp.config_file",
+        "image": "UpApp.image",
+        "log-level": "Application.log_level",
+    }
+    flags = {
+        "allow-loopback-repos": (
+            {"UpApp": {"allow_loopback_repos": True}},
+            "Allow repository builds from http://127.0.0.1 / localhost (tests, local Git servers).",
+        ),
+        "build-image": (
+            {"UpApp": {"build_image": True}},
+            "Build a missing single-user image with scripts/setup.sh without asking.",
+        ),
+    }
+
+    @default("state_dir")
+    def _state_dir_default(self) -> str:
+        return _default_state_dir()
+
+    @property
+    def state(self) -> Path:
+        return Path(self.state_dir).expanduser().resolve()
+
+    def preflight(self) -> list[Problem]:
+        """Every check; an empty list means go."""
+        problems = [proxy_problem(shutil.which("configurable-http-proxy"))]
+        docker = docker_problem(probe_docker())
+        problems.append(docker)
+        if docker is None and not image_present(self.image):
+            script = SETUP_SCRIPT if SETUP_SCRIPT.exists() else None
+            if script is not None and self._may_build_image():
+                print(f"fancy-env up: building {self.image} with {script} ...", flush=True)
+                subprocess.run(["bash", str(script)], check=False)
+            problems.append(image_problem(self.image, image_present(self.image), script))
+        problems.append(port_problem(self.ip, self.port, port_in_use(self.ip, self.port)))
+        return [p for p in problems if p is not None]
+
+    def _may_build_image(self) -> bool:
+        if self.build_image:
+            return True
+        if self.image != SINGLEUSER_IMAGE or not sys.stdin.isatty():
+            return False
+        answer = input(f"The single-user image {self.image} is missing. Build it now? [Y/n] ")
+        return answer.strip().lower() in ("", "y", "yes")
+
+    def write_config(self) -> HubSettings:
+        user_config = Path(self.config_file).expanduser().resolve() if self.config_file else None
+        settings = HubSettings(
+            state_dir=self.state,
+            ip=self.ip,
+            port=self.port,
+            hub_port=free_port(),
+            proxy_api_port=free_port(),
+            builder_port=free_port(),
+            base_url=self.base_url,
+            image=self.image,
+            allow_loopback_repos=self.allow_loopback_repos,
+            user_config=user_config,
+            up_id=up_id_for(self.state),
+            profile_list=default_profile_list(self.image, self.allow_loopback_repos),
+        )
+        path = self.state / "jupyterhub_config.py"
+        path.write_text(render_hub_config(settings))
+        return settings
+
+    def start(self) -> None:
+        if self.config_file and not Path(self.config_file).expanduser().is_file():
+            self._fail(
+                [
+                    Problem(
+                        "config",
+                        f"--config {self.config_file} is not a file",
+                        "pass the path of an existing jupyterhub_config.py",
+                    )
+                ]
+            )
+        problems = self.preflight()
+        if problems:
+            self._fail(problems)
+        self.state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings = self.write_config()
+        leftovers = remove_containers(settings.up_id)
+        if leftovers:
+            self.log.warning("removed %d container(s) left by an earlier run", leftovers)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, raise_shutdown)
+        hub: subprocess.Popen[bytes] | None = None
+        code = 0
+        try:
+            hub = self._spawn_hub(settings)
+            code = hub.wait()
+            print(
+                f"fancy-env up: the hub exited with code {code}; see {self._log_path}",
+                file=sys.stderr,
+            )
+            print(self._tail(), file=sys.stderr)
+        except Shutdown as why:
+            print(
+                f"\nfancy-env up: {why}: stopping the hub, its servers and services ...", flush=True
+            )
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+            self.stop_everything(hub, settings)
+        self.exit(1 if code else 0)
+
+    def _fail(self, problems: list[Problem]) -> None:
+        for problem in problems:
+            print(problem.render(), file=sys.stderr)
+        self.exit(2)
+
+    @property
+    def _log_path(self) -> Path:
+        return self.state / "jupyterhub.log"
+
+    def _tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _spawn_hub(self, settings: HubSettings) -> subprocess.Popen[bytes]:
+        password, admin_password = secrets.token_urlsafe(12), secrets.token_urlsafe(32)
+        env = {
+            **os.environ,
+            MARKER_ENV: settings.up_id,
+            # the hub imports the same fancy_env as this command, installed or not
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]
+            ).rstrip(os.pathsep),
+            "FANCY_ENV_UP_PASSWORD": password,
+            "FANCY_ENV_UP_ADMIN_PASSWORD": admin_password,
+        }
+        with self._log_path.open("ab") as log:
+            hub = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyterhub",
+                    "-f",
+                    str(self.state / "jupyterhub_config.py"),
+                ],
+                cwd=self.state,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        url = f"http://{connect_host(self.ip)}:{self.port}{self.base_url}"
+        deadline = time.monotonic() + self.start_timeout
+        while not self._healthy(url):
+            if hub.poll() is not None:
+                return hub
+            if time.monotonic() > deadline:
+                print(
+                    f"fancy-env up: the hub did not answer within {self.start_timeout:.0f} s",
+                    file=sys.stderr,
+                )
+                print(self._tail(), file=sys.stderr)
+                raise Shutdown("start timeout")
+            time.sleep(0.3)
+        self._banner(url, password, admin_password)
+        return hub
+
+    @staticmethod
+    def _healthy(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url + "hub/health", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def _banner(self, url: str, password: str, admin_password: str) -> None:
+        print(
+            f"\nfancy-env up: the hub is ready at {url}\n"
+            f"    log in with any user name and the password: {password}\n"
+            f"    (user 'admin' logs in with the admin password: {admin_password})\n"
+            f"    state and logs: {self.state}  (hub log: {self._log_path})\n"
+            "    these passwords are shown once; press Ctrl-C to stop everything\n",
+            flush=True,
+        )
+
+    def stop_everything(self, hub: subprocess.Popen[bytes] | None, s: HubSettings) -> None:
+        """Stop the hub cleanly, then make sure no container, process or port of ours is left."""
+        roots = {hub.pid} if hub is not None else set()
+        table = read_proc_table(s.up_id)
+        mine = lineage(table, os.getpid())
+        ours = select_ours(table, str(self.state), roots) - mine
+        if hub is not None and hub.poll() is None:
+            hub.send_signal(signal.SIGTERM)
+            try:
+                hub.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.log.warning("the hub did not stop in %.0f s: killing it", self.stop_timeout)
+                os.killpg(hub.pid, signal.SIGKILL)
+                hub.wait()
+        removed = remove_containers(s.up_id)
+        later = select_ours(read_proc_table(s.up_id), str(self.state), ()) - mine
+        killed = stop_processes(ours | later)
+        ports = {s.port, s.hub_port, s.proxy_api_port, s.builder_port} & listening_ports()
+        print(
+            f"fancy-env up: stopped ({removed} container(s) removed after the hub's own cleanup, "
+            f"{len(killed)} straggler process(es) killed"
+            + (f", ports still listening: {sorted(ports)}" if ports else "")
+            + ")",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `fancy-env` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "--version":
+        print(__version__)
+        return 0
+    if command == "build":
+        from .builder.cli_build import main_build
+
+        return int(main_build(rest) or 0)
+    if command == "up":
+        app = UpApp()
+        app.initialize(rest)
+        app.start()
+        return 0
+    print(f"fancy-env: unknown command {command!r} (allowed: up, build)\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
