@@ -22,8 +22,5 @@ export function mount(doc: Document = document): boolean {
   return true;
 }
 
-if (document.readyState === "loading") {
-  document.addEventListener("DOMContentLoaded", () => mount());
-} else {
-  mount();
-}
+// The bundle is inlined right after the mount point: mount at once when it is there.
+if (!mount()) document.addEventListener("DOMContentLoaded", () => mount());
