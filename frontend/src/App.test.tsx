@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { App } from "./App";
 import { BuilderClient, TICKET_HEADER } from "./api/client";
 import type { FormConfig } from "./config";
-import { CONFIG } from "./testing/fixtures";
+import { CONFIG, record } from "./testing/fixtures";
 import { FakeBuilder } from "./testing/fakeBuilder";
 
 interface Setup {
@@ -92,7 +92,7 @@ describe("repository builds", () => {
     await waitFor(() => expect(s.fake.callsTo("GET", "/events")).toHaveLength(1));
     const post = s.fake.callsTo("POST", "api/builds")[0];
     expect(post?.headers[TICKET_HEADER]).toBe("t1.alice.sig");
-    s.fake.emit(1, { phase: "building", message: "\x1b[32mStep 1/2\x1b[0m : FROM base" });
+    s.fake.emit(1, "building", "\x1b[32mStep 1/2\x1b[0m : FROM base");
     const log = await screen.findByRole("log", { name: "Build log" });
     await waitFor(() => expect(log).toHaveTextContent("Step 1/2 : FROM base"));
     expect(within(log).getByText("Step 1/2")).toHaveClass("fe-fg2");
@@ -101,14 +101,14 @@ describe("repository builds", () => {
       "aria-valuetext",
       "building, step 4 of 6",
     );
-    s.fake.emit(2, { phase: "built", message: "done", image: "img" });
+    s.fake.emit(2, "built", "done", "img");
     await waitFor(() => expect(s.submitted).toEqual([{ profile: "repo", build_id: "b1" }]));
     expect(screen.getByRole("status")).toHaveTextContent("Image ready");
   });
 
   it("starts at once from a cached image", async () => {
     const fake = new FakeBuilder();
-    fake.answer = { id: "c1", repo: "r", ref: "", image: "img", status: "built" };
+    fake.answer = record({ id: "c1", status: "built", cache_hit: true });
     const s = setup(CONFIG, fake);
     await openRepo(s);
     await s.user.click(screen.getByRole("button", { name: "Build and start" }));
@@ -136,7 +136,7 @@ describe("repository builds", () => {
     await waitFor(() => expect(cancel).toBeEnabled());
     await s.user.click(cancel);
     expect(s.fake.callsTo("DELETE", "api/builds/b1")).toHaveLength(1);
-    s.fake.emit(1, { phase: "cancelled", message: "cancelled by alice" });
+    s.fake.emit(1, "cancelled", "cancelled by alice");
     await waitFor(() => expect(screen.getByRole("status")).toHaveTextContent("Build cancelled."));
     expect(s.submitted).toEqual([]);
   });
@@ -146,7 +146,7 @@ describe("repository builds", () => {
     await openRepo(s);
     await s.user.click(screen.getByRole("button", { name: "Build and start" }));
     await waitFor(() => expect(s.fake.callsTo("GET", "/events")).toHaveLength(1));
-    s.fake.emit(1, { phase: "failed", message: "repo2docker exited with 1" });
+    s.fake.emit(1, "failed", "repo2docker exited with 1");
     await waitFor(() =>
       expect(screen.getByRole("status")).toHaveTextContent("Build failed: repo2docker exited with 1"),
     );
@@ -164,9 +164,9 @@ describe("repository builds", () => {
   it("lists recent environments from the server and starts one in one click", async () => {
     const fake = new FakeBuilder();
     fake.history = [
-      { id: "old", repo: "https://h/a.git", ref: "main", image: "i", status: "built", finished: "2026-01-01T00:00:00Z" },
-      { id: "new", repo: "https://h/a.git", ref: "main", image: "i", status: "built", finished: "2026-02-01T00:00:00Z" },
-      { id: "bad", repo: "https://h/b.git", ref: "", image: "i", status: "failed" },
+      record({ id: "old", ref: "main", finished: 1_700_000_100 }),
+      record({ id: "new", ref: "main", finished: 1_700_000_200 }),
+      record({ id: "bad", repo: "https://h/b.git", status: "failed" }),
     ];
     const s = setup(CONFIG, fake);
     const start = await screen.findByRole("button", { name: "Start h/a at main" });

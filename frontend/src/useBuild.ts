@@ -3,6 +3,7 @@ import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ansiToSegments, type Segment } from "./ansi";
 import type { BuildEvent, BuildRecord } from "./api/buildEvents";
 import { ApiError, type BuilderClient } from "./api/client";
+import { toMs } from "./time";
 
 export type BuildStatus = "idle" | "requesting" | "running" | "built" | "failed" | "cancelled";
 
@@ -39,8 +40,8 @@ export interface UseBuild {
 /** Median duration of earlier real builds of the same repository, or null. */
 export function estimateFrom(records: BuildRecord[]): number | null {
   const durations = records
-    .filter((r) => r.status === "built" && r.started && r.finished)
-    .map((r) => Date.parse(r.finished as string) - Date.parse(r.started as string))
+    .filter((r) => r.status === "built" && !r.cache_hit)
+    .map((r) => (toMs(r.finished) ?? NaN) - (toMs(r.started ?? r.created) ?? NaN))
     .filter((ms) => Number.isFinite(ms) && ms > 1000)
     .sort((a, b) => a - b);
   if (durations.length === 0) return null;

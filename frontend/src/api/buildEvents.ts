@@ -1,7 +1,8 @@
 /**
- * MINIMAL PLACEHOLDER written by the form engineer (C) until engineer B lands the real schema
- * of the build service's event stream (B owns this file and replaces it; a test keeps it in
- * sync with the Python side).
+ * MINIMAL PLACEHOLDER written by the form engineer (C) from fancy_env/builder/events.py,
+ * until engineer B lands the real file (B owns it; a test keeps it in sync with Python).
+ *
+ * Every event on `GET api/builds/<id>/events` is one SSE message whose `id:` is `seq`.
  */
 
 export const PHASES = [
@@ -15,29 +16,34 @@ export const PHASES = [
   "cancelled",
 ] as const;
 
-export type Phase = (typeof PHASES)[number];
+export type BuildPhase = (typeof PHASES)[number];
 
-export const TERMINAL_PHASES: readonly Phase[] = ["built", "failed", "cancelled"];
+export const TERMINAL_PHASES: readonly BuildPhase[] = ["built", "failed", "cancelled"];
 
-/** One `data:` JSON object of `GET api/builds/<id>/events`. */
+/** One `data:` JSON object of the event stream. */
 export interface BuildEvent {
-  phase: Phase;
+  build_id: string;
+  seq: number;
+  phase: BuildPhase;
   message: string;
-  /** On `built`: the image name. */
-  image?: string;
+  time: number;
+  image: string | null;
 }
 
 /** `POST api/builds`, `GET api/builds/<id>` and the items of `GET api/builds`. */
 export interface BuildRecord {
   id: string;
+  user: string;
   repo: string;
   ref: string;
-  commit?: string | null;
+  subdir: string;
+  commit: string;
   image: string;
-  status: Phase;
-  user?: string;
-  created?: string | null;
-  started?: string | null;
-  finished?: string | null;
-  reason?: string | null;
+  status: BuildPhase;
+  reason: string;
+  cache_hit: boolean;
+  created: number;
+  started: number | null;
+  finished: number | null;
+  events_url: string;
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { BuildEvent } from "./buildEvents";
 import { ApiError, BuilderClient, TICKET_HEADER } from "./client";
 import { FakeBuilder } from "../testing/fakeBuilder";
+import { record } from "../testing/fixtures";
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
@@ -33,8 +34,8 @@ describe("BuilderClient", () => {
     const seen: BuildEvent[] = [];
     const done = client.follow("b1", (e) => seen.push(e), { retryDelayMs: 1 });
     await tick();
-    fake.emit(1, { phase: "fetching", message: "cloning" });
-    fake.emit(2, { phase: "building", message: "step 1" });
+    fake.emit(1, "fetching", "cloning");
+    fake.emit(2, "building", "step 1");
     await tick();
     fake.drop();
     await tick();
@@ -43,7 +44,7 @@ describe("BuilderClient", () => {
     expect(streams).toHaveLength(2);
     expect(streams[0]?.headers["Last-Event-ID"]).toBeUndefined();
     expect(streams[1]?.headers["Last-Event-ID"]).toBe("2");
-    fake.emit(3, { phase: "built", message: "done", image: "img" });
+    fake.emit(3, "built", "done", "img");
     const last = await done;
     expect(last.phase).toBe("built");
     expect(seen.map((e) => e.message)).toEqual(["cloning", "step 1", "done"]);
@@ -51,7 +52,7 @@ describe("BuilderClient", () => {
 
   it("reads history from {builds: [...]} or a bare list", async () => {
     const fake = new FakeBuilder();
-    fake.history = [{ id: "x", repo: "r", ref: "", image: "i", status: "built" }];
+    fake.history = [record({ id: "x" })];
     const client = new BuilderClient("/b/", "T", fake.fetch);
     expect(await client.history("r")).toHaveLength(1);
     expect(fake.calls[0]?.url).toBe("/b/api/builds?mine=1&repo=r");

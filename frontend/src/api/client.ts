@@ -4,12 +4,12 @@
  * with fetch() so the header travels, and a dropped stream is resumed with `Last-Event-ID`.
  */
 import { SseParser } from "../sse";
-import type { BuildEvent, BuildRecord, Phase } from "./buildEvents";
+import type { BuildEvent, BuildRecord } from "./buildEvents";
 
 export const TICKET_HEADER = "X-Fancy-Env-Ticket";
 const TERMINAL: readonly string[] = ["built", "failed", "cancelled"];
 
-export function isTerminal(phase: Phase | string): boolean {
+export function isTerminal(phase: string): boolean {
   return TERMINAL.includes(phase);
 }
 

@@ -1,4 +1,5 @@
 import type { BuildRecord } from "../api/buildEvents";
+import { toMs } from "../time";
 
 /** Newest successful build per (repo, ref), at most `limit`. */
 export function recentEnvironments(records: BuildRecord[], limit = 5): BuildRecord[] {
@@ -16,8 +17,7 @@ export function recentEnvironments(records: BuildRecord[], limit = 5): BuildReco
 }
 
 function stamp(r: BuildRecord): number {
-  const t = Date.parse(r.finished ?? r.created ?? "");
-  return Number.isFinite(t) ? t : 0;
+  return toMs(r.finished) ?? toMs(r.created) ?? 0;
 }
 
 function shortRepo(repo: string): string {

@@ -1,5 +1,6 @@
 /** A fake build service behind a fetch function, for unit tests of the client and form. */
-import type { BuildEvent, BuildRecord } from "../api/buildEvents";
+import type { BuildPhase, BuildRecord } from "../api/buildEvents";
+import { record } from "./fixtures";
 
 export interface Call {
   method: string;
@@ -12,13 +13,7 @@ export class FakeBuilder {
   calls: Call[] = [];
   history: BuildRecord[] = [];
   /** What POST api/builds answers: a record, or [status, body] for a refusal. */
-  answer: BuildRecord | [number, unknown] = {
-    id: "b1",
-    repo: "",
-    ref: "",
-    image: "127.0.0.1:5000/fancy-env/x:abc",
-    status: "queued",
-  };
+  answer: BuildRecord | [number, unknown] = record({ id: "b1", status: "queued" });
   private streams: ReadableStreamDefaultController<Uint8Array>[] = [];
   private encoder = new TextEncoder();
 
@@ -46,8 +41,9 @@ export class FakeBuilder {
   }
 
   /** Send one event on the newest open stream. */
-  emit(id: number, event: BuildEvent): void {
-    const text = `id: ${id}\ndata: ${JSON.stringify(event)}\n\n`;
+  emit(seq: number, phase: BuildPhase, message: string, image: string | null = null): void {
+    const event = { build_id: "b1", seq, phase, message, time: 1_700_000_000 + seq, image };
+    const text = `id: ${seq}\ndata: ${JSON.stringify(event)}\n\n`;
     this.streams[this.streams.length - 1]?.enqueue(this.encoder.encode(text));
   }
 

@@ -1,3 +1,4 @@
+import type { BuildRecord } from "../api/buildEvents";
 import type { FormConfig } from "../config";
 
 /** A config JSON as fancy_env/form.py renders it (docs/internals.md). */
@@ -42,3 +43,23 @@ export const CONFIG: FormConfig = {
   ],
   saved: {},
 };
+
+/** A build record with defaults for the fields a test does not care about. */
+export function record(fields: Partial<BuildRecord> & { id: string }): BuildRecord {
+  return {
+    user: "alice",
+    repo: "https://h/a.git",
+    ref: "",
+    subdir: "",
+    commit: "0123456789abcdef",
+    image: "127.0.0.1:5000/fancy-env/a:0123456789ab",
+    status: "built",
+    reason: "",
+    cache_hit: false,
+    created: 1_700_000_000,
+    started: null,
+    finished: null,
+    events_url: "",
+    ...fields,
+  };
+}
