@@ -1,0 +1,127 @@
+"""`fancy-env up` end to end without a browser: start, health, a real server, Ctrl-C, nothing left.
+
+Also the preflight checks as a user meets them: each failure is one line plus its fix, exit 2.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.net import free_port, wait_for
+from tests.support.up_process import UpProcess, leftovers, up_id
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture
+def up(tmp_path: Path, docker_engine: str) -> Iterator[UpProcess]:
+    proc = UpProcess(tmp_path / "state")
+    yield proc
+    proc.force_cleanup()
+
+
+def test_up_serves_a_hub_and_ctrl_c_leaves_nothing(up: UpProcess) -> None:
+    up.start()
+    assert up.url == f"http://127.0.0.1:{up.port}/"
+    assert len(up.password) >= 8
+    assert requests.get(up.url + "hub/health", timeout=10).status_code == 200
+    config = (up.state / "jupyterhub_config.py").read_text()
+    assert "fancy_env.setup(" in config and "FancyDockerSpawner" in config
+    assert up.password not in config  # printed once, never written to disk
+
+    # a real server, so that Ctrl-C has a container to clean up
+    session = up.login("alice")
+    r = session.post(
+        up.url + "hub/spawn/alice",
+        timeout=60,
+        data={"profile": "small", "_xsrf": session.cookies.get("_xsrf", "")},
+    )
+    assert r.status_code < 400, r.text[:500]
+    wait_for(lambda: _server_ready(up, session), timeout=120, what="alice's server")
+    containers, processes, ports = leftovers(up.state, up.generated_ports())
+    assert len(containers) == 1, (containers, up.hub_log())
+    assert processes and up.port in ports
+
+    t0 = time.monotonic()
+    code = up.interrupt()
+    stop_seconds = time.monotonic() - t0
+    containers, processes, ports = leftovers(up.state, up.generated_ports())
+    assert code == 0, up.output()
+    assert containers == [], f"containers left: {containers}"
+    assert processes == {}, f"processes left: {processes}"
+    assert ports == set(), f"ports still listening: {ports}"
+    assert "stopped (" in up.output()
+    print(f"fancy-env up stopped in {stop_seconds:.1f} s with one running server")
+
+
+def _server_ready(up: UpProcess, session: requests.Session) -> bool:
+    r = session.get(up.url + "user/alice/api/status", timeout=10)
+    return r.status_code == 200 and "started" in r.text
+
+
+def test_second_up_reuses_the_state_dir(up: UpProcess) -> None:
+    up.start()
+    first_password = up.password
+    assert up.interrupt() == 0
+    up.start()
+    assert up.password != first_password  # a new password each start
+    assert requests.get(up.url + "hub/health", timeout=10).status_code == 200
+    assert up.interrupt() == 0
+    assert leftovers(up.state, up.generated_ports()) == ([], {}, set())
+
+
+def test_preflight_port_taken(up: UpProcess) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        up.port = sock.getsockname()[1]
+        code, out = up.run_to_exit()
+    assert code == 2, out
+    assert f"port {up.port} on 127.0.0.1 is taken" in out
+    assert "fix: pass another one with --port" in out
+    assert "Traceback" not in out
+
+
+def test_preflight_docker_unreachable(up: UpProcess, tmp_path: Path) -> None:
+    up.env = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    code, out = up.run_to_exit()
+    assert code == 2, out
+    assert "Docker is not reachable" in out and "scripts/setup.sh" in out
+    assert "Traceback" not in out
+
+
+def test_preflight_image_missing(up: UpProcess) -> None:
+    up.extra = ["--image", "fancy-env/does-not-exist:never"]
+    code, out = up.run_to_exit()
+    assert code == 2, out
+    assert "the single-user image fancy-env/does-not-exist:never is missing" in out
+    assert "fix: run `bash " in out and "setup.sh" in out
+    assert "Traceback" not in out
+
+
+def test_preflight_user_config_missing(up: UpProcess, tmp_path: Path) -> None:
+    up.extra = ["--config", str(tmp_path / "nope.py")]
+    code, out = up.run_to_exit()
+    assert code == 2 and "is not a file" in out, out
+
+
+def test_user_config_overrides_defaults(up: UpProcess, tmp_path: Path) -> None:
+    mine = tmp_path / "jupyterhub_config.py"
+    mine.write_text("c.JupyterHub.template_vars = {'announcement': 'from-my-config'}\n")
+    up.extra = ["--config", str(mine)]
+    up.start()
+    assert "from-my-config" in requests.get(up.url + "hub/login", timeout=10).text
+    assert up.interrupt() == 0
+
+
+def test_up_id_matches_package(tmp_path: Path) -> None:
+    from fancy_env.up import up_id_for
+
+    assert up_id(tmp_path) == up_id_for(tmp_path)
+    assert free_port() > 0
