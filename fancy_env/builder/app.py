@@ -1,0 +1,267 @@
+"""The build service application: traits, start-up, the tornado server.
+
+Run by JupyterHub as the managed service `fancy-env` (see `fancy_env.setup(c)`); it listens
+where `JUPYTERHUB_SERVICE_URL` says, under `JUPYTERHUB_SERVICE_PREFIX`, and needs no config
+beyond what the hub gives it. Options go in `fancy_env_builder_config.py` (or the command line,
+`--BuilderApp.max_concurrent_builds=4`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+from urllib.parse import urlsplit
+
+from tornado.httpserver import HTTPServer
+from tornado.web import Application as WebApplication
+from traitlets import Bool, Bytes, Float, Int, List, Set, Unicode, default, import_item
+from traitlets.config import Application
+
+from .._version import __version__
+from ..images import check_prefix
+from ..repos import RepoPolicy
+from . import handlers
+from .db import Store
+from .executors import EXECUTORS, Executor
+from .registry import EngineChecker, RegistryChecker, TableChecker, registry_url_for
+from .service import BuildService, ServiceConfig
+
+BUILD_SCOPE = "custom:fancy-env:build"
+ADMIN_SCOPE = "custom:fancy-env:admin"
+
+
+class BuilderApp(Application):
+    name = "fancy-env-builder"
+    version = __version__
+    description = "The fancy_env build service: repo2docker builds for JupyterHub users."
+    aliases = {"config": "BuilderApp.config_file", "log-level": "Application.log_level"}
+
+    config_file = Unicode(
+        "fancy_env_builder_config.py", help="Config file to load if it exists."
+    ).tag(config=True)
+
+    service_name = Unicode(help="JupyterHub service name (from JUPYTERHUB_SERVICE_NAME).").tag(
+        config=True
+    )
+    bind_url = Unicode(
+        help="Where to listen (from JUPYTERHUB_SERVICE_URL; default http://127.0.0.1:8765)."
+    ).tag(config=True)
+    service_prefix = Unicode(
+        help="URL prefix of every route (from JUPYTERHUB_SERVICE_PREFIX; default /services/<name>/)."
+    ).tag(config=True)
+    db_url = Unicode(
+        "sqlite:///fancy-env-builds.sqlite",
+        help="SQLAlchemy URL of the build database (builds, logs, images). SQLite by default; "
+        "use PostgreSQL when the service runs on a cluster.",
+    ).tag(config=True)
+    executor_class = Unicode(
+        "docker",
+        help="Executor: 'docker' (repo2docker on the local engine), 'kubernetes' (build pods), "
+        "'fake' (scripted, for demos and tests), or an import string of an Executor subclass.",
+    ).tag(config=True)
+    image_prefix = Unicode(
+        "fancy-env/",
+        help="Prefix of every image name, e.g. 'registry.example.org/fancy-env/'. When it starts "
+        "with a registry host, images are pushed there and the cache asks the registry.",
+    ).tag(config=True)
+    registry_url = Unicode(
+        help="Registry API base URL for cache checks (default: derived from image_prefix; "
+        "http for loopback, https otherwise). Empty when images stay on the local engine."
+    ).tag(config=True)
+    registry_username = Unicode("", help="Registry user for cache checks, if needed.").tag(
+        config=True
+    )
+    registry_password = Unicode("", help="Registry password or token for cache checks.").tag(
+        config=True
+    )
+    docker_socket = Unicode(
+        "/var/run/docker.sock", help="The local engine's API socket (Docker or podman)."
+    ).tag(config=True)
+    max_concurrent_builds = Int(2, help="Builds running at once, for all users.").tag(config=True)
+    max_builds_per_user = Int(1, help="Builds running at once for one user.").tag(config=True)
+    build_timeout = Float(3600, help="A build running longer than this (seconds) fails.").tag(
+        config=True
+    )
+    silence_timeout = Float(
+        600, help="A build with no log output for this many seconds fails."
+    ).tag(config=True)
+    git_timeout = Float(30, help="Timeout (seconds) of `git ls-remote` resolving a ref.").tag(
+        config=True
+    )
+    keepalive_interval = Float(
+        15, help="Seconds between keepalive comments on idle event streams."
+    ).tag(config=True)
+    allowed_http_hosts = Set(
+        Unicode(), help="Hosts ('host' or 'host:port') that may be fetched over plain http."
+    ).tag(config=True)
+    allow_private_hosts = Bool(
+        False,
+        help="Allow repository hosts that resolve to loopback, private, link-local or multicast "
+        "addresses. Leave off unless every user is trusted: it opens the internal network.",
+    ).tag(config=True)
+    allowed_private_hosts = Set(
+        Unicode(), help="Hosts ('host' or 'host:port') allowed even if they resolve privately."
+    ).tag(config=True)
+    allowed_repos = List(
+        Unicode(), help="Full-match regexes on the normalised URL; if set, a repo must match one."
+    ).tag(config=True)
+    denied_repos = List(
+        Unicode(), help="Full-match regexes on the normalised URL of refused repositories."
+    ).tag(config=True)
+    ticket_secret = Bytes(
+        help="Secret shared with the spawner for form tickets (from FANCY_ENV_TICKET_SECRET, hex)."
+    ).tag(config=True)
+    admin_users = Set(
+        Unicode(), help="Users treated as admins of this service, besides JupyterHub admins."
+    ).tag(config=True)
+    build_scope = Unicode(
+        BUILD_SCOPE,
+        help="JupyterHub scope needed to build ('' = any authenticated user). fancy_env.setup(c) "
+        "grants it to every user.",
+    ).tag(config=True)
+    admin_scope = Unicode(
+        ADMIN_SCOPE, help="Scope that makes a token an admin of this service."
+    ).tag(config=True)
+    metrics_require_auth = Bool(
+        False, help="Require authentication on GET metrics (Prometheus scrapers then need a token)."
+    ).tag(config=True)
+    flush_interval = Float(0.2, help="Seconds between batched writes of log lines.").tag(
+        config=True
+    )
+
+    @default("service_name")
+    def _service_name(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_NAME", "fancy-env")
+
+    @default("bind_url")
+    def _bind_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8765")
+
+    @default("service_prefix")
+    def _service_prefix(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{self.service_name}/")
+
+    @default("registry_url")
+    def _registry_url(self) -> str:
+        return registry_url_for(self.image_prefix)
+
+    @default("ticket_secret")
+    def _ticket_secret(self) -> bytes:
+        return bytes.fromhex(os.environ.get("FANCY_ENV_TICKET_SECRET", ""))
+
+    def initialize(self, argv: list[str] | None = None) -> None:
+        super().initialize(argv)
+        if os.path.exists(self.config_file):
+            self.load_config_file(self.config_file)
+            self.update_config(self.cli_config)
+        check_prefix(self.image_prefix)
+        if not self.service_prefix.endswith("/"):
+            self.service_prefix += "/"
+
+    def make_executor(self) -> Executor:
+        target = EXECUTORS.get(self.executor_class, self.executor_class)
+        cls = import_item(target.replace(":", "."))
+        executor: Executor = cls(parent=self)
+        return executor
+
+    def make_checker(self, store: Store) -> Any:
+        if self.executor_class == "fake":
+            return TableChecker(store)
+        if self.registry_url:
+            return RegistryChecker(self.registry_url, self.registry_username, self.registry_password)
+        return EngineChecker(self.docker_socket)
+
+    def make_service(self) -> BuildService:
+        store = Store(self.db_url)
+        policy = RepoPolicy(
+            allowed_http_hosts=frozenset(self.allowed_http_hosts),
+            allow_private_hosts=self.allow_private_hosts,
+            allowed_private_hosts=frozenset(self.allowed_private_hosts),
+            allow_patterns=tuple(self.allowed_repos),
+            deny_patterns=tuple(self.denied_repos),
+        )
+        config = ServiceConfig(
+            image_prefix=self.image_prefix,
+            push=bool(self.registry_url),
+            max_concurrent=self.max_concurrent_builds,
+            max_per_user=self.max_builds_per_user,
+            build_timeout=self.build_timeout,
+            silence_timeout=self.silence_timeout,
+            git_timeout=self.git_timeout,
+            flush_interval=self.flush_interval,
+        )
+        return BuildService(
+            store, self.make_executor(), self.make_checker(store), policy, config, self.log
+        )
+
+    def make_hub_auth(self) -> Any:
+        if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+            return None
+        from jupyterhub.services.auth import HubOAuth
+
+        return HubOAuth(parent=self, cache_max_age=60)
+
+    def make_web_app(self, service: BuildService) -> WebApplication:
+        hub_auth = self.make_hub_auth()
+        p = self.service_prefix
+        routes: list[Any] = [
+            (rf"{p}api/builds/?", handlers.BuildsHandler),
+            (rf"{p}api/builds/([0-9a-f]+)/?", handlers.BuildHandler),
+            (rf"{p}api/builds/([0-9a-f]+)/events", handlers.EventsHandler),
+            (rf"{p}health", handlers.HealthHandler),
+            (rf"{p}metrics", handlers.MetricsHandler),
+            (rf"{p}?", handlers.RootHandler),
+        ]
+        if hub_auth is not None:
+            from jupyterhub.services.auth import HubOAuthCallbackHandler
+
+            routes.insert(0, (rf"{p}oauth_callback", HubOAuthCallbackHandler))
+        return WebApplication(
+            routes,
+            build_service=service,
+            service_prefix=p,
+            service_name=self.service_name,
+            service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+            hub_auth=hub_auth,
+            ticket_secret=self.ticket_secret,
+            admin_users=frozenset(self.admin_users),
+            build_scope=self.build_scope,
+            admin_scope=self.admin_scope,
+            access_scopes=frozenset({f"access:services!service={self.service_name}"}),
+            keepalive_interval=self.keepalive_interval,
+            metrics_require_auth=self.metrics_require_auth,
+            cookie_secret=os.urandom(32),
+            log=self.log,
+        )
+
+    async def serve(self) -> None:
+        service = self.make_service()
+        await service.start()
+        url = urlsplit(self.bind_url)
+        server = HTTPServer(self.make_web_app(service), xheaders=True, idle_connection_timeout=75)
+        server.listen(url.port or 80, url.hostname or "127.0.0.1")
+        self.log.info("fancy-env build service on %s%s", self.bind_url.rstrip("/"), self.service_prefix)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        server.stop()
+        await service.stop()
+        service.store.close()
+
+    def start(self) -> None:
+        asyncio.run(self.serve())
+
+    @default("log_level")
+    def _log_level(self) -> int:
+        return logging.INFO
+
+
+def main(argv: list[str] | None = None) -> None:
+    app = BuilderApp.instance()
+    app.initialize(argv)
+    app.start()

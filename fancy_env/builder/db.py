@@ -1,0 +1,207 @@
+"""Build state in SQLAlchemy: builds, who asked for them, their whole logs, images.
+
+SQLite by default (WAL journal, so readers never wait for the writer), any SQLAlchemy URL
+works (PostgreSQL on Kubernetes). Calls are short, synchronous and indexed: each one is a
+single small query, so the event loop is never held for long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from .events import ACTIVE_PHASES, BuildEvent
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Build(Base):
+    __tablename__ = "builds"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    repo: Mapped[str] = mapped_column(String(2048), index=True)
+    ref: Mapped[str] = mapped_column(String(255), default="")
+    subdir: Mapped[str] = mapped_column(String(1024), default="")
+    commit: Mapped[str] = mapped_column(String(64), default="")
+    image: Mapped[str] = mapped_column(String(512), default="", index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    executor_ref: Mapped[str] = mapped_column(String(255), default="")
+    created: Mapped[float] = mapped_column(Float, index=True)
+    started: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    def to_json(self, prefix: str = "") -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user": self.user,
+            "repo": self.repo,
+            "ref": self.ref,
+            "subdir": self.subdir,
+            "commit": self.commit,
+            "image": self.image,
+            "status": self.status,
+            "reason": self.reason,
+            "cache_hit": self.cache_hit,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "events_url": f"{prefix}api/builds/{self.id}/events",
+        }
+
+
+class BuildUser(Base):
+    """Every user who asked for a build (identical requests share one build)."""
+
+    __tablename__ = "build_users"
+    build_id: Mapped[str] = mapped_column(ForeignKey("builds.id"), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class LogLine(Base):
+    __tablename__ = "log_lines"
+    build_id: Mapped[str] = mapped_column(ForeignKey("builds.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phase: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    time: Mapped[float] = mapped_column(Float)
+    image: Mapped[str | None] = mapped_column(String(512), nullable=True)
+
+    def to_event(self) -> BuildEvent:
+        return BuildEvent(self.build_id, self.seq, self.phase, self.message, self.time, self.image)
+
+
+class ImageRecord(Base):
+    """An image this service built and pushed (the cache's memory)."""
+
+    __tablename__ = "images"
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    repo: Mapped[str] = mapped_column(String(2048))
+    commit: Mapped[str] = mapped_column(String(64))
+    build_id: Mapped[str] = mapped_column(String(32))
+    created: Mapped[float] = mapped_column(Float)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Store:
+    """Short synchronous queries on the build tables."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+
+    def add_build(self, build: Build, users: Iterable[str] = ()) -> Build:
+        with self.session.begin() as s:
+            s.add(build)
+            s.flush()
+            for user in {build.user, *users}:
+                s.add(BuildUser(build_id=build.id, user=user))
+        return build
+
+    def add_user(self, build_id: str, user: str) -> None:
+        with self.session.begin() as s:
+            if s.get(BuildUser, (build_id, user)) is None:
+                s.add(BuildUser(build_id=build_id, user=user))
+
+    def users(self, build_id: str) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(BuildUser.user).where(BuildUser.build_id == build_id)))
+
+    def get(self, build_id: str) -> Build | None:
+        with self.session() as s:
+            return s.get(Build, build_id)
+
+    def update(self, build_id: str, **values: Any) -> None:
+        with self.session.begin() as s:
+            s.execute(update(Build).where(Build.id == build_id).values(**values))
+
+    def active(self) -> Sequence[Build]:
+        with self.session() as s:
+            q = select(Build).where(Build.status.in_(ACTIVE_PHASES)).order_by(Build.created)
+            return s.scalars(q).all()
+
+    def history(
+        self, user: str | None = None, repo: str | None = None, limit: int = 100
+    ) -> Sequence[Build]:
+        with self.session() as s:
+            q = select(Build).order_by(Build.created.desc()).limit(limit)
+            if user is not None:
+                q = q.where(Build.id.in_(select(BuildUser.build_id).where(BuildUser.user == user)))
+            if repo is not None:
+                q = q.where(Build.repo == repo)
+            return s.scalars(q).all()
+
+    def add_lines(self, events: Iterable[BuildEvent]) -> None:
+        rows = [
+            {
+                "build_id": e.build_id,
+                "seq": e.seq,
+                "phase": e.phase,
+                "message": e.message,
+                "time": e.time,
+                "image": e.image,
+            }
+            for e in events
+        ]
+        if rows:
+            with self.session.begin() as s:
+                s.execute(LogLine.__table__.insert(), rows)
+
+    def lines(self, build_id: str, after: int = 0) -> list[BuildEvent]:
+        with self.session() as s:
+            q = (
+                select(LogLine)
+                .where(LogLine.build_id == build_id, LogLine.seq > after)
+                .order_by(LogLine.seq)
+            )
+            return [row.to_event() for row in s.scalars(q)]
+
+    def last_seq(self, build_id: str) -> int:
+        with self.session() as s:
+            q = select(func.max(LogLine.seq)).where(LogLine.build_id == build_id)
+            return int(s.scalar(q) or 0)
+
+    def image(self, name: str) -> ImageRecord | None:
+        with self.session() as s:
+            return s.get(ImageRecord, name)
+
+    def add_image(self, name: str, repo: str, commit: str, build_id: str) -> None:
+        with self.session.begin() as s:
+            s.merge(
+                ImageRecord(
+                    name=name, repo=repo, commit=commit, build_id=build_id, created=time.time()
+                )
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,75 @@
+"""The executor interface: the few extension points every executor implements.
+
+An executor runs one build: `run(job, emit)` returns when the image is built (and pushed
+when `job.push`), raises `BuildFailed(reason)` when it is not, and cleans up when its task
+is cancelled (cancel, timeout). `emit(phase, message)` reports log lines as they come.
+After a restart of the service, `is_running(job)` says whether the build still runs
+somewhere (a build pod) so that `run` can attach to it instead of starting again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from traitlets.config import LoggingConfigurable
+
+Emit = Callable[[str, str], None]
+
+
+class BuildFailed(Exception):
+    """A build that did not produce its image; `reason` is shown to the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    build_id: str
+    repo: str
+    ref: str
+    commit: str
+    subdir: str
+    image: str
+    push: bool
+
+
+class Executor(LoggingConfigurable):
+    """Base class: subclasses implement `run` and, if they can, `is_running`."""
+
+    name = "base"
+
+    async def run(self, job: BuildJob, emit: Emit) -> None:
+        raise NotImplementedError
+
+    async def is_running(self, job: BuildJob) -> bool:
+        """True if this build still runs (after a service restart) and `run` attaches to it."""
+        return False
+
+    async def close(self) -> None:
+        """Release clients at shutdown."""
+
+
+R2D_PHASES = {"fetching": "fetching", "building": "building", "pushing": "pushing"}
+PUSH_MARKER = "[fancy-env] pushing "
+
+
+def parse_r2d_line(line: str, phase: str) -> tuple[str, str, bool]:
+    """One `repo2docker --json-logs` line -> (phase, message, failed)."""
+    text = line.rstrip("\n")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return phase, text, False
+    message = str(data.get("message", "")).rstrip("\n")
+    r2d_phase = str(data.get("phase", ""))
+    if message.startswith(PUSH_MARKER):
+        return "pushing", message, False
+    if r2d_phase == "failed":
+        return phase, message, True
+    return R2D_PHASES.get(r2d_phase, phase), message, False

@@ -1,0 +1,273 @@
+"""HTTP API of the build service (design §3.3; docs/builder.md is the reference).
+
+Authentication, in order: a form ticket (`X-Fancy-Env-Ticket`), the service's own API token
+(the hub's spawners confirming builds), then JupyterHub (API tokens for scripts, the HubOAuth
+cookie for browsers). Errors are JSON `{"status", "message", "field"?}`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from tornado.iostream import StreamClosedError
+from tornado.web import HTTPError, RequestHandler
+
+from .._version import __version__
+from ..tickets import HEADER, TicketError, verify
+from .service import BuildService, ServiceError
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    admin: bool
+    can_build: bool
+    via_cookie: bool = False
+
+
+class BaseHandler(RequestHandler):
+    identity: Identity
+
+    @property
+    def service(self) -> BuildService:
+        return self.settings["build_service"]  # type: ignore[no-any-return]
+
+    @property
+    def prefix(self) -> str:
+        return str(self.settings["service_prefix"])
+
+    def set_default_headers(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def check_xsrf_cookie(self) -> None:
+        """Cookie-authenticated changes are checked in `prepare` (HubOAuth's XSRF)."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        body: dict[str, Any] = {"status": status_code}
+        if isinstance(exc, ServiceError):
+            body["message"] = exc.reason
+            if exc.field:
+                body["field"] = exc.field
+        elif isinstance(exc, HTTPError) and exc.log_message:
+            body["message"] = exc.log_message
+        else:
+            body["message"] = self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def fail(self, status: int, message: str, field: str = "") -> None:
+        raise ServiceError(status, message, field)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ServiceError):
+            self.settings["log"].info("%s %s -> %s: %s", self.request.method,
+                                      self.request.path, value.status, value.reason)
+            return
+        super().log_exception(typ, value, tb)
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ServiceError):
+            status_code = exc.status
+        super().send_error(status_code, **kwargs)
+
+    async def authenticate(self) -> Identity:
+        settings = self.settings
+        ticket = self.request.headers.get(HEADER)
+        if ticket:
+            try:
+                name = verify(settings["ticket_secret"], ticket)
+            except TicketError as e:
+                raise ServiceError(403, f"form ticket refused: {e}") from None
+            return Identity(name, name in settings["admin_users"], True)
+        auth = self.request.headers.get("Authorization", "")
+        own = settings["service_token"]
+        if own and auth.lower().startswith(("token ", "bearer ")):
+            if hmac.compare_digest(auth.split(" ", 1)[1].strip(), own):
+                return Identity(f"service:{settings['service_name']}", True, True)
+        hub_auth = settings.get("hub_auth")
+        if hub_auth is None:
+            raise ServiceError(403, "authentication required (a form ticket)")
+        model = await hub_auth.get_user(self, sync=False)
+        if not model:
+            raise ServiceError(403, "authentication required (a JupyterHub token or login)")
+        return self._identity_from_model(model)
+
+    def _identity_from_model(self, model: dict[str, Any]) -> Identity:
+        settings = self.settings
+        scopes = set(model.get("scopes", []))
+        name = str(model["name"])
+        if model.get("kind") == "service":
+            admin = name == settings["service_name"]
+            name = f"service:{name}"
+        else:
+            admin = bool(model.get("admin")) or name in settings["admin_users"]
+        admin = admin or bool(scopes & {settings["admin_scope"], "admin:users"})
+        build_scope = settings["build_scope"]
+        can_build = admin or not build_scope or build_scope in scopes
+        access = settings["access_scopes"]
+        if not (can_build or admin or scopes & access):
+            raise ServiceError(403, f"the scope {build_scope} is required to use this service")
+        via_cookie = not getattr(self, "_token_authenticated", False)
+        return Identity(name, admin, can_build, via_cookie)
+
+    async def prepare(self) -> None:
+        if self.request.method == "OPTIONS":
+            return
+        self.identity = await self.authenticate()
+        if self.identity.via_cookie and self.request.method in ("POST", "DELETE"):
+            hub_auth = self.settings["hub_auth"]
+            hub_auth.check_xsrf_cookie(self)
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def get_build(self, build_id: str) -> Any:
+        build = self.service.store.get(build_id)
+        if build is None:
+            raise ServiceError(404, f"no build with id {build_id!r}", "id")
+        return build
+
+    def may_see(self, build_id: str, owner: str) -> bool:
+        if self.identity.admin or owner == self.identity.name:
+            return True
+        return self.identity.name in self.service.store.users(build_id)
+
+
+class BuildsHandler(BaseHandler):
+    async def post(self) -> None:
+        if not self.identity.can_build:
+            self.fail(403, f"building needs the scope {self.settings['build_scope']}")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            self.fail(400, "the request body must be JSON: {repo, ref?, subdir?}")
+        if not isinstance(body, dict):
+            self.fail(400, "the request body must be a JSON object: {repo, ref?, subdir?}")
+        repo, ref, subdir = body.get("repo", ""), body.get("ref") or "", body.get("subdir") or ""
+        build = await self.service.request(self.identity.name, repo, ref, subdir)
+        status = 200 if build.status == "built" else 202
+        self.write_json(build.to_json(self.prefix), status)
+
+    def get(self) -> None:
+        repo = self.get_argument("repo", None)
+        user: str | None = self.get_argument("user", None)
+        mine = self.get_argument("mine", "") in ("1", "true", "yes")
+        if mine or not self.identity.admin:
+            if user not in (None, self.identity.name) and not self.identity.admin:
+                self.fail(403, "listing another user's builds needs admin", "user")
+            user = self.identity.name if (mine or user is None) else user
+        try:
+            limit = min(int(self.get_argument("limit", "100")), 1000)
+        except ValueError:
+            self.fail(400, "limit must be a number from 1 to 1000", "limit")
+        builds = self.service.store.history(user=user, repo=repo, limit=limit)
+        self.write_json({"builds": [b.to_json(self.prefix) for b in builds]})
+
+
+class BuildHandler(BaseHandler):
+    def get(self, build_id: str) -> None:
+        build = self.get_build(build_id)
+        data = build.to_json(self.prefix)
+        active = self.service.active.get(build_id)
+        data["queue_position"] = self.service.queue.position(active) if active else 0
+        data["users"] = self.service.store.users(build_id)
+        self.write_json(data)
+
+    def delete(self, build_id: str) -> None:
+        build = self.get_build(build_id)
+        if not (self.identity.admin or build.user == self.identity.name):
+            self.fail(403, "only the build's owner or an admin may cancel it")
+        active = self.service.active.get(build_id)
+        if active is not None:
+            self.service.cancel(active, self.identity.name)
+        self.write_json(self.get_build(build_id).to_json(self.prefix), 202)
+
+
+class EventsHandler(BaseHandler):
+    def _last_event_id(self) -> int:
+        raw = self.request.headers.get("Last-Event-ID") or self.get_argument("last_event_id", "0")
+        try:
+            value = int(raw or 0)
+        except ValueError:
+            raise ServiceError(400, "Last-Event-ID must be an event id", "Last-Event-ID") from None
+        return max(value, 0)
+
+    def _send(self, events: list[Any]) -> int:
+        chunk = "".join(f"id: {e.seq}\ndata: {json.dumps(e.to_json())}\n\n" for e in events)
+        self.write(chunk)
+        return int(events[-1].seq)
+
+    async def get(self, build_id: str) -> None:
+        self.get_build(build_id)
+        last = self._last_event_id()
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("X-Accel-Buffering", "no")
+        keepalive = float(self.settings["keepalive_interval"])
+        try:
+            self.write(f"retry: {int(keepalive * 1000)}\n\n")
+            await self.flush()
+            await self._stream(build_id, last, keepalive)
+        except StreamClosedError:
+            return  # the client went away; the build goes on
+
+    async def _stream(self, build_id: str, last: int, keepalive: float) -> None:
+        service = self.service
+        active = service.active.get(build_id)
+        if active is None or last < active.base_seq:
+            stored = service.store.lines(build_id, last)
+            if active is not None:
+                stored = [e for e in stored if e.seq <= active.base_seq]
+            if stored:
+                last = self._send(stored)
+        while active is not None:
+            events = active.after(last)
+            if events:
+                last = self._send(events)
+                await self.flush()
+            if active.done and not active.after(last):
+                break
+            if not await active.wait(keepalive):
+                self.write(": keepalive\n\n")
+                await self.flush()
+        self.finish()
+
+
+class HealthHandler(BaseHandler):
+    async def prepare(self) -> None:
+        pass
+
+    def get(self) -> None:
+        service = self.service
+        self.write_json(
+            {
+                "status": "ok",
+                "version": __version__,
+                "executor": service.executor.name,
+                "queued": len(service.queue),
+                "running": service.queue.running_total,
+            }
+        )
+
+
+class MetricsHandler(BaseHandler):
+    async def prepare(self) -> None:
+        if self.settings["metrics_require_auth"]:
+            await super().prepare()
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest())
+
+
+class RootHandler(HealthHandler):
+    def get(self) -> None:
+        self.write_json({"service": "fancy-env", "version": __version__, "api": "api/builds"})

@@ -1,0 +1,297 @@
+"""The build service's core: requests, the cache, the queue, running builds, recovery.
+
+`BuildService.request(user, repo, ref, subdir)` parses and checks the input, resolves the
+ref, names the image, and answers from the cache, from an identical build in progress, or
+with a new queued build. Running builds emit events into their `ActiveBuild`; a flusher
+writes them to the database in small batches; a watchdog enforces the total and silence
+timeouts; at start-up, builds left active by a previous process are adopted, re-queued or
+marked failed with "interrupted by restart".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..images import image_name
+from ..repos import RepoError, RepoPolicy, RepoSpec, check_addresses, parse_repo
+from . import metrics
+from .db import Build, Store
+from .events import TERMINAL_PHASES
+from .executors.base import BuildFailed, BuildJob, Executor
+from .git import ls_remote
+from .queue import FairQueue
+from .registry import CacheCheckError
+from .stream import ActiveBuild
+
+INTERRUPTED = "interrupted by restart"
+
+
+@dataclass
+class ServiceConfig:
+    image_prefix: str
+    push: bool
+    max_concurrent: int = 2
+    max_per_user: int = 1
+    build_timeout: float = 3600
+    silence_timeout: float = 600
+    git_timeout: float = 30
+    flush_interval: float = 0.2
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int, reason: str, field: str = "") -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.field = field
+
+
+class BuildService:
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        checker: Any,
+        policy: RepoPolicy,
+        config: ServiceConfig,
+        log: logging.Logger,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.checker = checker
+        self.policy = policy
+        self.config = config
+        self.log = log
+        self.active: dict[str, ActiveBuild] = {}
+        self.by_image: dict[str, ActiveBuild] = {}
+        self.queue: FairQueue[ActiveBuild] = FairQueue(
+            self._start, config.max_concurrent, config.max_per_user
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- request path --------------------------------------------------------------------
+
+    async def resolve(self, repo: str, ref: str, subdir: str) -> tuple[RepoSpec, str]:
+        try:
+            spec = parse_repo(repo, ref, subdir, self.policy)
+            await self._check_host(spec)
+            commit = await ls_remote(spec.url, spec.ref, self.config.git_timeout)
+        except RepoError as e:
+            raise ServiceError(400, e.reason, e.field) from None
+        return spec, commit
+
+    async def _check_host(self, spec: RepoSpec) -> None:
+        if self.policy.private_allowed(spec.host, spec.port):
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(spec.host, spec.port or 443, type=socket.SOCK_STREAM)
+        except OSError:
+            raise RepoError("repo", f"host {spec.host} does not resolve") from None
+        check_addresses(spec, [str(info[4][0]) for info in infos], self.policy)
+
+    async def request(self, user: str, repo: str, ref: str = "", subdir: str = "") -> Build:
+        spec, commit = await self.resolve(repo, ref, subdir)
+        image = image_name(self.config.image_prefix, spec.key, commit)
+        shared = self.by_image.get(image)
+        if shared is not None:
+            return self._share(shared, user)
+        if await self._cached(image):
+            return self._cache_hit(user, spec, commit, image)
+        shared = self.by_image.get(image)  # an identical request may have won the race
+        if shared is not None:
+            return self._share(shared, user)
+        return self._new_build(user, spec, commit, image)
+
+    async def _cached(self, image: str) -> bool:
+        try:
+            return bool(await self.checker.exists(image))
+        except CacheCheckError as e:
+            self.log.warning("cache check failed for %s: %s", image, e)
+            return False
+
+    def _share(self, active: ActiveBuild, user: str) -> Build:
+        self.store.add_user(active.id, user)
+        metrics.DEDUPED.inc()
+        build = self.store.get(active.id)
+        assert build is not None
+        return build
+
+    def _cache_hit(self, user: str, spec: RepoSpec, commit: str, image: str) -> Build:
+        now = time.time()
+        build = Build(
+            id=secrets.token_hex(8), user=user, repo=spec.url, ref=spec.ref, subdir=spec.subdir,
+            commit=commit, image=image, status="built", cache_hit=True, created=now,
+            started=now, finished=now,
+        )  # fmt: skip
+        self.store.add_build(build)
+        active = ActiveBuild(build.id, user, self._job(build))
+        active.emit("built", f"Found {image} (commit {commit[:12]}): no build needed", image)
+        self.store.add_lines(active.take_unflushed())
+        metrics.CACHE_HITS.inc()
+        metrics.BUILDS.labels("cache_hit").inc()
+        return build
+
+    def _job(self, build: Build) -> BuildJob:
+        return BuildJob(
+            build_id=build.id, repo=build.repo, ref=build.ref, commit=build.commit,
+            subdir=build.subdir, image=build.image, push=self.config.push,
+        )  # fmt: skip
+
+    def _new_build(self, user: str, spec: RepoSpec, commit: str, image: str) -> Build:
+        build = Build(
+            id=secrets.token_hex(8), user=user, repo=spec.url, ref=spec.ref, subdir=spec.subdir,
+            commit=commit, image=image, status="queued", created=time.time(),
+        )  # fmt: skip
+        self.store.add_build(build)
+        active = self._activate(build, 0)
+        shown_ref = spec.ref or "HEAD"
+        active.emit("resolving", f"Resolved {spec.url} {shown_ref} to commit {commit}")
+        self.queue.submit(active)
+        if active.task is None:
+            position = self.queue.position(active)
+            active.emit("queued", f"Waiting for a build slot (position {position} in line)")
+        self._flush(active)
+        metrics.QUEUE_LENGTH.set(len(self.queue))
+        return build
+
+    def _activate(self, build: Build, base_seq: int) -> ActiveBuild:
+        active = ActiveBuild(build.id, build.user, self._job(build), base_seq)
+        active.on_phase = self._phase_changed
+        self.active[build.id] = active
+        self.by_image[build.image] = active
+        return active
+
+    def _phase_changed(self, active: ActiveBuild, phase: str) -> None:
+        if phase not in TERMINAL_PHASES:
+            self.store.update(active.id, status=phase)
+
+    # ---- running ---------------------------------------------------------------------------
+
+    def _start(self, active: ActiveBuild) -> None:
+        metrics.QUEUE_LENGTH.set(len(self.queue))
+        active.started = time.monotonic()
+        self.store.update(active.id, started=time.time())
+        active.task = asyncio.create_task(self._run(active))
+
+    async def _run(self, active: ActiveBuild) -> None:
+        metrics.RUNNING.inc()
+        metrics.EXECUTOR_RUNS.inc()
+        active.emit("fetching", f"Build started with the {self.executor.name} executor")
+        try:
+            await self.executor.run(active.job, active.emit)
+        except asyncio.CancelledError:
+            phase, reason = active.stop_reason or ("failed", "stopped")
+            self._finish(active, phase, reason)
+        except BuildFailed as e:
+            self._finish(active, "failed", e.reason)
+        except Exception as e:  # noqa: BLE001 - any executor error fails the build, visibly
+            self.log.exception("build %s: executor error", active.id)
+            self._finish(active, "failed", f"executor error: {e}")
+        else:
+            self._finish(active, "built", "")
+        finally:
+            metrics.RUNNING.dec()
+            self.queue.done(active)
+            metrics.QUEUE_LENGTH.set(len(self.queue))
+
+    def _finish(self, active: ActiveBuild, phase: str, reason: str) -> None:
+        if active.done:
+            return
+        image = active.job.image if phase == "built" else None
+        if phase == "built":
+            message = f"Built {image}"
+            self.store.add_image(active.job.image, active.job.repo, active.job.commit, active.id)
+        else:
+            message = reason
+        active.emit(phase, message, image)
+        self._flush(active)
+        now = time.time()
+        self.store.update(active.id, status=phase, reason=reason, finished=now)
+        self.active.pop(active.id, None)
+        if self.by_image.get(active.job.image) is active:
+            del self.by_image[active.job.image]
+        metrics.BUILDS.labels(phase).inc()
+        if active.started is not None:
+            metrics.DURATION.labels(phase).observe(time.monotonic() - active.started)
+
+    def cancel(self, active: ActiveBuild, by: str) -> None:
+        self._stop(active, "cancelled", f"cancelled by {by}")
+
+    def _stop(self, active: ActiveBuild, phase: str, reason: str) -> None:
+        if active.done:
+            return
+        if self.queue.remove(active):
+            self._finish(active, phase, reason)
+            metrics.QUEUE_LENGTH.set(len(self.queue))
+        elif active.task is not None and active.stop_reason is None:
+            active.stop_reason = (phase, reason)
+            active.task.cancel()
+
+    # ---- background ------------------------------------------------------------------------
+
+    def _flush(self, active: ActiveBuild) -> None:
+        self.store.add_lines(active.take_unflushed())
+
+    def flush_all(self) -> None:
+        for active in list(self.active.values()):
+            self._flush(active)
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_interval)
+            try:
+                self.flush_all()
+            except Exception:  # noqa: BLE001 - keep flushing; the next round retries
+                self.log.exception("flushing build logs failed")
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.config.silence_timeout / 4))
+            now = time.monotonic()
+            for active in list(self.active.values()):
+                if active.started is None or active.done:
+                    continue
+                if now - active.started > self.config.build_timeout:
+                    limit = self.config.build_timeout
+                    self._stop(active, "failed", f"build timed out after {limit:g}s")
+                elif now - active.last_output > self.config.silence_timeout:
+                    limit = self.config.silence_timeout
+                    self._stop(active, "failed", f"no log output for {limit:g}s (silence timeout)")
+
+    async def start(self) -> None:
+        await self.recover()
+        self._tasks = [
+            asyncio.create_task(self._flusher()),
+            asyncio.create_task(self._watchdog()),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self.flush_all()
+        await self.executor.close()
+
+    async def recover(self) -> None:
+        """Builds a previous process left active: adopt, re-queue, or mark interrupted."""
+        for build in self.store.active():
+            base = self.store.last_seq(build.id)
+            if build.status in ("queued", "resolving") and build.commit:
+                active = self._activate(build, base)
+                active.emit("queued", "Queued again after a restart of the service")
+                self.queue.submit(active)
+            elif await self.executor.is_running(self._job(build)):
+                active = self._activate(build, base)
+                active.emit(build.status, "Adopted the running build after a restart")
+                self.queue.adopt(active)
+                self._start(active)
+            else:
+                active = self._activate(build, base)
+                self._finish(active, "failed", INTERRUPTED)
+            self._flush(active)

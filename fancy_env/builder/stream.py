@@ -1,0 +1,71 @@
+"""A build in progress: its events in memory, watchers woken on every new one.
+
+Every event gets the next `seq` of its build (the SSE id). Events are kept in memory while
+the build is active and written to the database in small batches by the service's flusher
+(and at once when the build ends), so a watcher that reconnects with `Last-Event-ID` gets
+exactly what it missed, from memory or from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from .events import TERMINAL_PHASES, BuildEvent, make_event
+from .executors.base import BuildJob
+
+
+class ActiveBuild:
+    def __init__(self, build_id: str, user: str, job: BuildJob, base_seq: int = 0) -> None:
+        self.id = build_id
+        self.user = user
+        self.job = job
+        self.base_seq = base_seq
+        self.events: list[BuildEvent] = []
+        self.unflushed: list[BuildEvent] = []
+        self.phase = "queued"
+        self.last_output = time.monotonic()
+        self.started: float | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stop_reason: tuple[str, str] | None = None
+        self.done = False
+        self.on_phase: Callable[[ActiveBuild, str], None] | None = None
+        self._changed = asyncio.Event()
+
+    @property
+    def seq(self) -> int:
+        return self.events[-1].seq if self.events else self.base_seq
+
+    def emit(self, phase: str, message: str, image: str | None = None) -> BuildEvent:
+        event = make_event(self.id, self.seq + 1, phase, message, image)
+        self.events.append(event)
+        self.unflushed.append(event)
+        self.last_output = time.monotonic()
+        if phase != self.phase:
+            self.phase = phase
+            if self.on_phase is not None:
+                self.on_phase(self, phase)
+        if phase in TERMINAL_PHASES:
+            self.done = True
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        return event
+
+    def take_unflushed(self) -> list[BuildEvent]:
+        lines, self.unflushed = self.unflushed, []
+        return lines
+
+    def after(self, seq: int) -> list[BuildEvent]:
+        """Events in memory with a seq above `seq` (callers read older ones from the DB)."""
+        start = max(seq - self.base_seq, 0)
+        return self.events[start:]
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a new event; False on timeout."""
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True

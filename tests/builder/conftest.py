@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.builder import BuilderProcess
+
+
+@pytest.fixture
+def builder(tmp_path: Path) -> Iterator[BuilderProcess]:
+    """The build service with the fake executor, as a real subprocess."""
+    svc = BuilderProcess(tmp_path / "builder", executor="fake")
+    svc.start()
+    yield svc
+    svc.stop()
