@@ -1,0 +1,334 @@
+"""`FancySpawnerMixin`: what FancyKubeSpawner and FancyDockerSpawner share.
+
+Seams (KubeSpawner's, kept so existing tools work):
+
+* `options_from_form` (a callable trait; its default is `_options_from_form`) turns form data
+  — a POST body or a `?opt-` query — into KubeSpawner-style `user_options`, refusing bad
+  input at once (the hub re-renders the form with the reason and status 400);
+* `load_user_options()` validates `user_options` again (REST starts and restarts never pass
+  through the form), confirms a `build_id` with the build service, and applies the overrides
+  in KubeSpawner's order. It runs at the start of `start()`.
+
+Refusals are `OptionsRefused` (a JupyterHub `SpawnException`, status 400): the form page
+shows the message, the REST API answers 400 with it.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+from jupyterhub.spawner import SpawnException
+from traitlets import Any as AnyTrait
+from traitlets import Integer, Unicode, default
+from traitlets.config import Config, LazyConfigValue, LoggingConfigurable
+
+from .buildref import BuildRefError, ConfirmedBuild
+from .overrides import merge_into, override_layers
+from .profiles import Profile, ProfileConfigError, parse_profile_list, regex_warnings
+from .validation import Selection, ValidationError, validate_form, validate_user_options
+
+
+class OptionsRefused(SpawnException):
+    """A start the config does not allow; the message is shown to the user as is."""
+
+    def __init__(self, message: str, status_code: int = 400, reason: str = "invalid_options"):
+        super().__init__(message, reason=reason, status_code=status_code)
+        # shown by the spawn form page (jupyterhub.utils.format_exception) and the REST API
+        self.jupyterhub_message = message
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> OptionsRefused:
+        return cls(error.text)
+
+
+if TYPE_CHECKING:
+    from jupyterhub.spawner import Spawner as _MixinBase
+else:
+    # not Spawner itself: Spawner.__init_subclass__ insists on start/stop/poll, which the
+    # concrete spawner (KubeSpawner, DockerSpawner) provides after the mixin in the MRO
+    _MixinBase = LoggingConfigurable
+
+
+class FancySpawnerMixin(_MixinBase):
+    """Profile validation, overrides and repository builds for a KubeSpawner-like spawner.
+
+    Put it first: `class FancyKubeSpawner(FancySpawnerMixin, KubeSpawner)`. The concrete class
+    must have a `profile_list` trait with KubeSpawner's schema.
+    """
+
+    builder_url = Unicode(
+        "",
+        config=True,
+        help="""Path of the build service as the *browser* sees it, under the hub's base_url,
+        e.g. `/jh/services/fancy-env/`. The spawn form talks to it to build images from
+        repositories. `fancy_env.setup(c)` sets it; empty hides the repository field.""",
+    )
+    builder_api_url = Unicode(
+        "",
+        config=True,
+        help="""URL of the build service as the *hub process* reaches it (internal), e.g.
+        `http://127.0.0.1:8765/services/fancy-env/`. Used to confirm build references.""",
+    )
+    builder_api_token = Unicode(
+        "",
+        config=True,
+        help="""API token the hub uses to call the build service (never sent to browsers).""",
+    )
+    ticket_secret = Unicode(
+        "",
+        config=True,
+        help="""Secret shared with the build service to sign the short-lived form tickets the
+        spawn form uses to call it. Keep it secret; change it to invalidate open forms.""",
+    )
+    ticket_ttl = Integer(
+        900,
+        min=30,
+        config=True,
+        help="""Lifetime of a form ticket in seconds. A user who leaves the form open longer
+        must reload it before building. Shorter is safer; too short interrupts slow users.""",
+    )
+    build_confirmer = AnyTrait(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Object with `async confirm(build_id, username) -> ConfirmedBuild` (see
+        `fancy_env.buildref`) that vouches for a build: a start with a `build_id` uses the
+        image it confirms, never one sent by the user. `fancy_env.setup(c)` sets an
+        `HTTPBuildConfirmer`. None (default) refuses every start that carries a build_id
+        with "repository builds are not configured".""",
+    )
+    image_prefix = Unicode(
+        "",
+        config=True,
+        help="""Registry prefix every image built from a repository must start with, e.g.
+        `127.0.0.1:5000/fancy-env/`. A confirmed image outside it is refused (defence in
+        depth against a misconfigured build service). Empty refuses all built images.""",
+    )
+
+    _fancy_static_profiles: tuple[Profile, ...] | None = None
+    fancy_selection: Selection | None = None
+    fancy_confirmed_build: ConfirmedBuild | None = None
+
+    # --- profiles -------------------------------------------------------------------------
+
+    async def fancy_profiles(self) -> tuple[Profile, ...]:
+        """The parsed profile_list: parsed once when static, per call when callable."""
+        source: Any = getattr(self, "profile_list", None)
+        if callable(source):
+            raw = source(self)
+            if inspect.isawaitable(raw):
+                raw = await raw
+            return self._fancy_parse(raw)
+        if self._fancy_static_profiles is None:
+            self._fancy_static_profiles = self._fancy_parse(source)
+        return self._fancy_static_profiles
+
+    def _fancy_parse(self, raw: Any) -> tuple[Profile, ...]:
+        try:
+            profiles = parse_profile_list(raw)
+        except ProfileConfigError as e:
+            self.log.error("Invalid profile_list: %s", e)
+            raise OptionsRefused(
+                f"The server options are misconfigured ({e}); please tell the hub admin.",
+                status_code=500,
+                reason="config",
+            ) from None
+        self.fancy_check_profiles(profiles)
+        return profiles
+
+    @classmethod
+    def fancy_check_profiles(cls, profiles: tuple[Profile, ...]) -> None:
+        """Spawner-specific config checks (raise ProfileConfigError). Override in subclasses."""
+
+    def fancy_groups(self) -> set[str]:
+        groups = getattr(self.user, "groups", None) or []
+        return {g if isinstance(g, str) else str(g.name) for g in groups}
+
+    # --- the form -------------------------------------------------------------------------
+
+    @default("options_form")
+    def _options_form_default(self) -> Any:
+        return self._fancy_render_options_form
+
+    async def _fancy_render_options_form(self, spawner: Any = None) -> str:
+        from .form import render_options_form
+        from .profiles import visible_profiles
+
+        profiles = await self.fancy_profiles()
+        mine = visible_profiles(profiles, self.user.name, self.fancy_groups())
+        if not mine:
+            return ""
+        return render_options_form(self, mine, dict(self.user_options or {}))
+
+    @default("options_from_form")
+    def _options_from_form_default(self) -> Any:
+        return self._options_from_form
+
+    async def _options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        """Form data -> normalised user_options; refuses bad input with a 400."""
+        profiles = await self.fancy_profiles()
+        try:
+            selection = validate_form(profiles, self.user.name, self.fancy_groups(), formdata)
+        except ValidationError as e:
+            raise OptionsRefused.from_validation(e) from None
+        if not selection.profile:
+            return {}
+        return selection.to_user_options()
+
+    # --- load_user_options ----------------------------------------------------------------
+
+    async def load_user_options(self) -> None:
+        """Validate `self.user_options`, confirm a build, apply overrides (KubeSpawner order)."""
+        profiles = await self.fancy_profiles()
+        try:
+            selection = validate_user_options(
+                profiles, self.user.name, self.fancy_groups(), self.user_options
+            )
+        except ValidationError as e:
+            raise OptionsRefused.from_validation(e) from None
+        self.fancy_selection = selection
+        if not selection.profile:
+            return
+        profile = next(p for p in profiles if p.slug == selection.profile)
+        image = None
+        if selection.build_id is not None:
+            image = await self._fancy_confirm_build(profile, selection.build_id)
+        layers = override_layers(profile, selection, image)
+        self.log.info(
+            "Applying profile %r for %s (choices %s, free text %s, build %s)",
+            profile.slug,
+            self._log_name,
+            selection.choices,
+            sorted(selection.unlisted),
+            selection.build_id,
+        )
+        for layer in layers:
+            await self._fancy_apply_overrides(layer)
+
+    async def _fancy_confirm_build(self, profile: Profile, build_id: str) -> str:
+        if self.build_confirmer is None:
+            raise OptionsRefused("build_id: repository builds are not configured on this hub.")
+        try:
+            build = await self.build_confirmer.confirm(build_id, self.user.name)
+        except BuildRefError as e:
+            raise OptionsRefused(f"build_id: {e.reason}", status_code=e.status) from None
+        patterns = profile.repository_build.allowed_repos
+        if patterns and not any(re.fullmatch(p, build.repo) for p in patterns):
+            raise OptionsRefused(
+                f"build_id: repository {build.repo!r} is not allowed for profile {profile.slug!r}."
+            )
+        if not self.image_prefix or not build.image.startswith(self.image_prefix):
+            self.log.error(
+                "Build %s image %r is outside image_prefix %r",
+                build_id,
+                build.image,
+                self.image_prefix,
+            )
+            raise OptionsRefused("build_id: the build's image is not from this hub's registry.")
+        self.fancy_confirmed_build = build
+        return build.image
+
+    async def _fancy_apply_overrides(self, overrides: dict[str, Any]) -> None:
+        """KubeSpawner's `_apply_overrides`: callables evaluated (awaited if needed), dicts
+        merged into dict traits (None removes a key), other values replace the trait."""
+        for key, value in overrides.items():
+            if callable(value):
+                value = value(self)
+                if inspect.isawaitable(value):
+                    value = await value
+            current = getattr(self, key, None)
+            if isinstance(value, dict) and isinstance(current, dict):
+                merged = copy.deepcopy(current)
+                merge_into(merged, value)
+                setattr(self, key, merged)
+            else:
+                setattr(self, key, value)
+
+
+# --- start-up check ------------------------------------------------------------------------
+
+
+def configured_profile_list(config: Config, spawner_class: Any) -> Any:
+    """The profile_list a spawner of this class would get from `config` (traitlets rules)."""
+    value: Any = spawner_class.class_traits()["profile_list"].default()
+    for name in spawner_class.section_names():
+        if config._has_section(name) and "profile_list" in config[name]:
+            found = config[name]["profile_list"]
+            value = (
+                found.get_value(copy.deepcopy(value))
+                if isinstance(found, LazyConfigValue)
+                else found
+            )
+    return value
+
+
+def check_config(config: Config, spawner_class: type | None = None) -> list[str]:
+    """Check a hub config's profile_list; raise ProfileConfigError, return warnings.
+
+    `spawner_class` defaults to `config.JupyterHub.spawner_class` when it is one of ours.
+    A callable profile_list is checked when it is first called (errors then name the path).
+    """
+    if spawner_class is None:
+        spawner_class = _configured_spawner_class(config)
+    if spawner_class is None or not issubclass(spawner_class, FancySpawnerMixin):
+        return []
+    raw = configured_profile_list(config, spawner_class)
+    if callable(raw):
+        return []
+    profiles = parse_profile_list(raw)
+    spawner_class.fancy_check_profiles(profiles)
+    return regex_warnings(profiles)
+
+
+def _configured_spawner_class(config: Config) -> type | None:
+    if not config._has_section("JupyterHub") or "spawner_class" not in config.JupyterHub:
+        return None
+    value = config.JupyterHub.spawner_class
+    if isinstance(value, type):
+        return value
+    from jupyterhub.app import JupyterHub
+
+    trait = JupyterHub.class_traits()["spawner_class"]
+    try:
+        return trait.validate(None, value)  # type: ignore[no-any-return,unused-ignore]
+    except Exception:  # noqa: BLE001 - not importable here: the hub reports it itself
+        return None
+
+
+def install_startup_check() -> None:
+    """Make a starting JupyterHub check profile_list before it opens its doors.
+
+    Imported by the hub while it loads its config (`spawner_class = "fancy-docker"` or
+    `from fancy_env import …`), this wraps that hub's `init_hub` step, which runs after the
+    whole config is loaded: a broken profile_list stops the hub with the exact path, and each
+    prefix-regex warning is logged. Outside a starting hub it does nothing.
+    """
+    app_module = sys.modules.get("jupyterhub.app")
+    if app_module is None or not app_module.JupyterHub.initialized():
+        return
+    app = app_module.JupyterHub.instance()
+    if getattr(app, "_fancy_env_startup_check", False):
+        return
+    original = app.init_hub
+
+    def init_hub_with_profile_check() -> None:
+        cls = app.spawner_class
+        if isinstance(cls, type) and issubclass(cls, FancySpawnerMixin):
+            try:
+                warnings = check_config(app.config, cls)
+            except ProfileConfigError as e:
+                app.log.critical("fancy_env: invalid profile_list: %s", e)
+                raise
+            for warning in warnings:
+                app.log.warning("fancy_env: %s", warning)
+        original()
+
+    app.init_hub = init_hub_with_profile_check
+    app._fancy_env_startup_check = True
+
+
+install_startup_check()
