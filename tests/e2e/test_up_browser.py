@@ -1,0 +1,94 @@
+"""The README's promise, in a real browser: `fancy-env up`, log in with the printed password,
+pick a profile, build a repository served on loopback, land in the server built from it.
+
+Debian chromium through Playwright (`executable_path`, never `playwright install`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.support.gitserver import GitServer
+from tests.support.up_process import UpProcess, leftovers
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+BUILD_TIMEOUT_MS = 300_000
+MARKER_PATH = "/home/jovyan/fancy-env-e2e.txt"
+
+
+@pytest.fixture
+def up(tmp_path: Path, docker_engine: str) -> Iterator[UpProcess]:
+    proc = UpProcess(tmp_path / "state", extra=["--allow-loopback-repos"]).start()
+    yield proc
+    try:
+        if proc.proc is not None and proc.proc.poll() is None:
+            assert proc.interrupt() == 0, proc.output()
+    finally:
+        proc.force_cleanup()
+
+
+@pytest.fixture
+def page(chromium_path: str, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            page.screenshot(path=str(artifacts / f"{request.node.name}.png"), full_page=True)
+            context.close()
+            browser.close()
+
+
+def test_login_pick_profile_build_repo_and_reach_server(
+    up: UpProcess, page: Page, git_server: GitServer, docker_engine: str
+) -> None:
+    token = uuid.uuid4().hex[:12]
+    repo = git_server.create(
+        "e2e-env",
+        {
+            "Dockerfile": f"FROM {docker_engine}\nRUN echo {token} > {MARKER_PATH}\n",
+            "README.md": "an environment built by the browser test\n",
+        },
+    )
+
+    page.goto(up.url + "hub/login")
+    page.locator("#username_input").fill("carol")
+    page.locator("#password_input").fill(up.password)
+    page.locator("#login_submit").click()
+    page.wait_for_url("**/hub/spawn**")
+
+    environment = page.get_by_role("group", name="Environment")
+    environment.get_by_role("radio", name="Large").check()
+    expect(environment.get_by_role("radio", name="Large")).to_be_checked()
+    page.get_by_label("Repository URL").fill(repo.url)
+    page.get_by_label("Branch, tag or commit").fill("main")
+    page.get_by_role("button", name="Build and start").click()
+
+    # the build log streams, the image is built, the form submits, the server starts
+    page.wait_for_url("**/user/carol/**", timeout=BUILD_TIMEOUT_MS)
+    response = page.request.get(up.url + "user/carol/api/contents/fancy-env-e2e.txt?content=1")
+    assert response.ok, response.text()
+    assert response.json()["content"].strip() == token  # the server runs the image we built
+
+    containers, _, _ = leftovers(up.state, set())
+    assert len(containers) == 1
+    assert up.interrupt() == 0, up.output()
+    assert leftovers(up.state, up.generated_ports()) == ([], {}, set())
