@@ -72,4 +72,6 @@ def parse_r2d_line(line: str, phase: str) -> tuple[str, str, bool]:
         return "pushing", message, False
     if r2d_phase == "failed":
         return phase, message, True
+    if phase == "pushing" and r2d_phase == "building":
+        return phase, message, False
     return R2D_PHASES.get(r2d_phase, phase), message, False

@@ -1,0 +1,46 @@
+"""`python -m fancy_env.builder.r2d_run ARGS`: repo2docker with our defaults.
+
+The same command line as `repo2docker`, plus:
+- the `docker-api` engine is found even when this package is not installed as a
+  distribution (entry points come from installed metadata),
+- content providers are only [Local, Git]: our inputs are Git URLs, and the default list
+  includes providers that probe the internet (Dataverse) before Git gets a chance.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    from repo2docker import contentproviders
+    from repo2docker.__main__ import make_r2d
+    from repo2docker.app import Repo2Docker
+    from repo2docker.engine import BuildError, ImageLoadError
+
+    from .r2d_engine import DockerAPIEngine
+
+    original = Repo2Docker.get_engine
+
+    def get_engine(self: Any) -> Any:
+        if self.engine == "docker-api":
+            return DockerAPIEngine(parent=self)
+        return original(self)
+
+    Repo2Docker.get_engine = get_engine  # type: ignore[method-assign]
+    r2d = make_r2d(sys.argv[1:] if argv is None else argv)
+    r2d.content_providers = [contentproviders.Local, contentproviders.Git]
+    r2d.initialize()
+    try:
+        r2d.start()
+    except (BuildError, ImageLoadError) as e:
+        r2d.log.error(f"{type(e).__name__}: {e}", extra={"phase": "failed"})
+        return 1
+    finally:
+        r2d.close_handlers()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
