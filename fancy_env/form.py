@@ -273,11 +273,20 @@ def _base_url(spawner: Any) -> str:
     return hub_base[: -len("hub/")] if hub_base.endswith("/hub/") else "/"
 
 
+def secret_bytes(secret: str) -> bytes:
+    """The HMAC key of a `ticket_secret`: hex like the build service's FANCY_ENV_TICKET_SECRET
+    (`BuilderApp.ticket_secret`); a non-hex string is used as UTF-8 text."""
+    try:
+        return bytes.fromhex(secret)
+    except ValueError:
+        return secret.encode("utf-8")
+
+
 def _ticket(spawner: Any, username: str) -> str:
     secret = str(getattr(spawner, "ticket_secret", "") or "")
     if not secret or not getattr(spawner, "builder_url", ""):
         return ""
-    return mint(secret.encode("utf-8"), username, int(spawner.ticket_ttl))
+    return mint(secret_bytes(secret), username, int(spawner.ticket_ttl))
 
 
 def render_options_form(

@@ -13,7 +13,7 @@ import pytest
 from fancy_env import form, tickets
 from fancy_env.profiles import parse_profile_list, visible_profiles
 
-SECRET = "s3cret-for-tests"
+SECRET = "00ff" * 16  # hex, as fancy_env.setup(c) shares it with the build service
 
 PROFILE_LIST: list[dict[str, Any]] = [
     {
@@ -133,7 +133,7 @@ def test_config_shape() -> None:
     assert cfg["spawnUrl"] == "/jh/hub/spawn/alice/gpu%20box"
     assert cfg["serverName"] == "gpu box"
     assert cfg["user"] == "alice"
-    assert tickets.verify(SECRET.encode(), cfg["ticket"]) == "alice"
+    assert tickets.verify(bytes.fromhex(SECRET), cfg["ticket"]) == "alice"
     small, repo = cfg["profiles"]
     assert small == {
         "slug": "small",
@@ -244,3 +244,11 @@ def test_plain_form_only_when_bundle_missing(monkeypatch: pytest.MonkeyPatch) ->
 def test_base_url_from_hub(hub_base: str, expected: str) -> None:
     s = SimpleNamespace(hub=SimpleNamespace(base_url=hub_base))
     assert form._base_url(s) == expected
+
+
+@pytest.mark.parametrize(
+    ("secret", "key"),
+    [("00ff", b"\x00\xff"), ("not hex!", b"not hex!")],
+)
+def test_secret_bytes(secret: str, key: bytes) -> None:
+    assert form.secret_bytes(secret) == key
