@@ -1,0 +1,154 @@
+"""Admin options for sharing (`c.FancyEnvSharing.*` in the build service's config) and the
+context object the sharing handlers read from the tornado settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from traitlets import Bool, Integer, List, Unicode
+from traitlets.config import Configurable
+
+from .hubapi import HubAPI
+from .links import LinkPolicy
+from .store import LinkStore
+
+SETTINGS_KEY = "fancy_env_sharing"
+
+
+class FancyEnvSharing(Configurable):
+    """Environment links and server share codes."""
+
+    links_enabled = Bool(
+        True,
+        help="""Let users create environment links. When False, `POST api/links` answers 403
+        and existing links still open (revoke them to stop them working).""",
+    ).tag(config=True)
+
+    allow_one_click_launch = Bool(
+        False,
+        help="""Allow links that launch at once, with no confirmation page ("autostart").
+        Off by default: a link then always shows what it will launch and waits for a click.
+        Turn on only if your users trust the links they receive; the recipient's own
+        permissions still apply, and a running server is never replaced without asking.""",
+    ).tag(config=True)
+
+    link_default_expires_in = Integer(
+        30 * 86400,
+        allow_none=True,
+        help="""Lifetime in seconds of a link created without `expires_in`. None = no expiry
+        (only if `link_max_expires_in` is None too).""",
+    ).tag(config=True)
+
+    link_max_expires_in = Integer(
+        365 * 86400,
+        allow_none=True,
+        help="""Longest lifetime in seconds a user may give a link. None = links may never
+        expire (then `expires_in: 0` means "never").""",
+    ).tag(config=True)
+
+    link_rate_limit = Integer(
+        20,
+        help="""How many links one user may create per `link_rate_window` seconds (sliding
+        window). Over the limit, `POST api/links` answers 429 with Retry-After. 0 turns link
+        creation off.""",
+    ).tag(config=True)
+
+    link_rate_window = Integer(3600, help="Window in seconds for `link_rate_limit`.").tag(
+        config=True
+    )
+
+    allow_named_servers = Bool(
+        False,
+        help="""Offer "launch as a new named server" when the recipient's default server is
+        already running. Set to the same value as `c.JupyterHub.allow_named_servers`;
+        `fancy_env.setup(c)` copies it when sharing is configured from the hub config.""",
+    ).tag(config=True)
+
+    named_server_limit_per_user = Integer(
+        0,
+        help="""Same as `c.JupyterHub.named_server_limit_per_user` (0 = no limit): the named
+        server choice is hidden once the recipient has that many.""",
+    ).tag(config=True)
+
+    stop_timeout = Integer(
+        120,
+        help="""Seconds to wait for a running server to stop when the recipient chooses
+        "stop it and launch" before the page reports that the stop is still pending.""",
+    ).tag(config=True)
+
+    share_code_default_expires_in = Integer(
+        86400,
+        help="""Default lifetime (seconds) offered on the "Share this server" page. The hub
+        accepts 60 s to 365 days.""",
+    ).tag(config=True)
+
+    profile_list: List[Any] = List(
+        help="""The hub's `profile_list` (same value as the spawner's), so the link page can
+        refuse, before anything starts, a profile or choice the recipient may not use. When
+        empty, the service does not pre-check; the spawner still refuses at start and the link
+        page shows its reason. Only a list is accepted here (not a callable).""",
+    ).tag(config=True)
+
+    hub_api_url = Unicode(
+        help="The hub REST API URL (default: $JUPYTERHUB_API_URL, set for managed services).",
+    ).tag(config=True)
+
+    service_api_url = Unicode(
+        help="""URL where this service reaches its own build API, used to request builds on
+        behalf of the recipient (default: $JUPYTERHUB_SERVICE_URL + $JUPYTERHUB_SERVICE_PREFIX).
+        """,
+    ).tag(config=True)
+
+    def policy(self) -> LinkPolicy:
+        return LinkPolicy(
+            default_expires_in=self.link_default_expires_in,
+            max_expires_in=self.link_max_expires_in,
+            allow_autostart=self.allow_one_click_launch,
+            rate_limit=self.link_rate_limit if self.links_enabled else 0,
+            rate_window=self.link_rate_window,
+        )
+
+
+def _default_service_url(prefix: str) -> str:
+    base = os.environ.get("JUPYTERHUB_SERVICE_URL", "").rstrip("/")
+    return f"{base}{prefix}" if base else ""
+
+
+@dataclass
+class SharingContext:
+    """Everything the sharing handlers need, put in the tornado settings under SETTINGS_KEY."""
+
+    config: FancyEnvSharing
+    store: LinkStore
+    hub: HubAPI
+    prefix: str  # service prefix, e.g. /services/fancy-env/
+    hub_prefix: str  # public hub prefix, e.g. /hub/ or /jh/hub/
+    service_api_url: str  # e.g. http://127.0.0.1:8765/services/fancy-env/
+    profiles: Any = None  # Sequence[fancy_env.profiles.Profile] when the service knows them
+
+    @classmethod
+    def create(
+        cls,
+        config: FancyEnvSharing,
+        db_url: str,
+        prefix: str,
+        hub_prefix: str | None = None,
+        profiles: Any = None,
+    ) -> SharingContext:
+        hub_api = config.hub_api_url or os.environ.get("JUPYTERHUB_API_URL", "")
+        if not hub_api:
+            raise ValueError("FancyEnvSharing.hub_api_url or $JUPYTERHUB_API_URL is required")
+        if hub_prefix is None:
+            base = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+            hub_prefix = base.rstrip("/") + "/hub/"
+        return cls(
+            config=config,
+            store=LinkStore(db_url),
+            hub=HubAPI(hub_api),
+            prefix=prefix if prefix.endswith("/") else prefix + "/",
+            hub_prefix=hub_prefix,
+            service_api_url=config.service_api_url or _default_service_url(prefix),
+            profiles=profiles,
+        )

@@ -1,0 +1,303 @@
+"""Tornado handlers for environment links, mounted under the build service's prefix.
+
+    handlers = sharing_handlers("/services/fancy-env/", settings)
+
+`settings` must hold a `SharingContext` under `SETTINGS_KEY` and a HubOAuth instance under
+`hub_auth` (what JupyterHub's service helpers use). Routes (relative to the prefix):
+
+- `api/links`            GET (mine; `?all=1` for admins), POST (create)
+- `api/links/<id>`       GET, PATCH (`expires_in`, `revoked`), DELETE (revoke)
+- `l/<code>`             GET: the link page (login required; survives the hub's login redirect)
+- `l/<code>/launch`      POST: launch (`action` = launch | replace | named)
+- `links`                GET: "My links" page
+- `share`, `share/<server>`  the "Share this server" page (see shares.py)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tornado import web
+
+from .. import tickets
+from . import links as L
+from .config import SETTINGS_KEY, SharingContext
+from .launch import LaunchFlow
+from .permissions import check_spec
+from .render import SharingPage
+
+CODE_RE = r"([A-Za-z0-9_-]{1,200})"
+ID_RE = r"([0-9a-f]{16})"
+
+
+class SharingHandler(SharingPage):
+    """Base: resolves the user (HubOAuth cookie, API token, or the form's ticket)."""
+
+    via_ticket = False
+
+    @property
+    def ctx(self) -> SharingContext:
+        ctx: SharingContext = self.settings[SETTINGS_KEY]
+        return ctx
+
+    async def prepare(self) -> None:
+        ticket = self.request.headers.get(tickets.HEADER)
+        secret = self.settings.get("fancy_env_ticket_secret")
+        if ticket and secret:
+            try:
+                name = tickets.verify(secret, ticket)
+            except tickets.TicketError as err:
+                raise web.HTTPError(403, f"form ticket refused: {err}") from None
+            self.via_ticket = True
+            self._hub_auth_user_cache = {"name": name, "kind": "user", "groups": []}
+            return
+        model = await self.hub_auth.get_user(self, sync=False)
+        self._hub_auth_user_cache = self.check_hub_user(model) if model else None
+
+    def check_xsrf_cookie(self) -> None:
+        headers = self.request.headers
+        if headers.get("Authorization") or headers.get(tickets.HEADER):
+            return  # not cookie-authenticated: no cross-site forgery possible
+        super().check_xsrf_cookie()
+
+    @property
+    def username(self) -> str:
+        return str(self.current_user["name"])
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.current_user and self.current_user.get("admin"))
+
+    def user_token(self) -> str:
+        return str(self.hub_auth.get_token(self) or "")
+
+    def link_url(self, code: str) -> str:
+        return f"{self.ctx.prefix}l/{code}"
+
+
+class APIHandler(SharingHandler):
+    json_errors = True
+
+    def get_login_url(self) -> str:
+        raise web.HTTPError(403, "log in to the hub, or send an API token")
+
+    def body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "the request body must be JSON") from None
+
+    def link_model(self, link: L.Link, code: str | None = None) -> dict[str, Any]:
+        now = time.time()
+        spec = link.spec
+        model: dict[str, Any] = {
+            "id": link.id,
+            "owner": link.owner,
+            "created": link.created,
+            "expires_at": link.expires_at,
+            "revoked_at": link.revoked_at,
+            "state": L.link_state(link, now),
+            "launches": self.ctx.store.launches(link.id),
+            "profile": spec.profile,
+            "options": dict(spec.options),
+            "repo": spec.repo,
+            "ref": spec.ref,
+            "commit": spec.commit,
+            "follow_branch": spec.follow_branch,
+            "autostart": spec.autostart,
+            "note": spec.note,
+        }
+        if code is not None:  # the code is shown once, at creation; only its hash is kept
+            model["code"] = code
+            model["url"] = self.link_url(code)
+            model["full_url"] = f"{self.request.protocol}://{self.request.host}{model['url']}"
+        return model
+
+    def owned_link(self, link_id: str) -> L.Link:
+        link = self.ctx.store.by_id(link_id)
+        if link is None or (link.owner != self.username and not self.is_admin):
+            raise web.HTTPError(404, f"no link {link_id} of yours")
+        return link
+
+    def refuse(self, err: L.LinkError) -> None:
+        raise web.HTTPError(err.status, err.message if not err.field else str(err))
+
+
+class LinksAPIHandler(APIHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        owner: str | None = self.username
+        if self.get_argument("all", "") in ("1", "true"):
+            if not self.is_admin:
+                raise web.HTTPError(403, "listing everyone's links needs admin")
+            owner = None
+        links = self.ctx.store.list(owner=owner)
+        self.write({"links": [self.link_model(link) for link in links]})
+
+    @web.authenticated
+    async def post(self) -> None:
+        ctx, now = self.ctx, time.time()
+        policy = ctx.config.policy()
+        if not ctx.config.links_enabled:
+            raise web.HTTPError(403, "creating environment links is turned off on this hub")
+        try:
+            spec = L.parse_link_request(self.body(), policy)
+            expires_at = L.parse_expiry(self.body().get("expires_in"), now, policy)
+        except L.LinkError as err:
+            self.refuse(err)
+            return
+        refusal = check_spec(ctx.profiles, self.current_user, spec)
+        if refusal and not self.via_ticket:
+            raise web.HTTPError(403, f"you may not share this environment: {refusal}")
+        recent = ctx.store.created_since(self.username, now - policy.rate_window)
+        decision = L.check_rate(recent, now, policy.rate_limit, policy.rate_window)
+        if not decision.allowed:
+            too_many = web.HTTPError(
+                429,
+                f"too many links: at most {policy.rate_limit} per {policy.rate_window} s; "
+                f"try again in {decision.retry_after} s",
+            )
+            too_many.headers = {"Retry-After": str(decision.retry_after)}  # type: ignore[attr-defined]
+            raise too_many
+        code = L.new_code()
+        link = L.Link(L.new_link_id(), L.hash_code(code), self.username, spec, now, expires_at)
+        ctx.store.add(link)
+        self.set_status(201)
+        self.write(self.link_model(link, code=code))
+
+
+class LinkAPIHandler(APIHandler):
+    @web.authenticated
+    async def get(self, link_id: str) -> None:
+        self.write(self.link_model(self.owned_link(link_id)))
+
+    @web.authenticated
+    async def patch(self, link_id: str) -> None:
+        link = self.owned_link(link_id)
+        try:
+            changes = L.parse_link_update(self.body(), time.time(), self.ctx.config.policy())
+        except L.LinkError as err:
+            self.refuse(err)
+            return
+        if link.revoked_at is not None:
+            changes.pop("revoked_at", None)  # keep the first revocation time
+        updated = self.ctx.store.update(link.id, **changes) or link
+        self.write(self.link_model(updated))
+
+    @web.authenticated
+    async def delete(self, link_id: str) -> None:
+        link = self.owned_link(link_id)
+        if link.revoked_at is None:
+            self.ctx.store.update(link.id, revoked_at=time.time())
+        self.set_status(204)
+        self.finish()
+
+
+class LinkPageBase(SharingHandler):
+    def find_link(self, code: str) -> L.Link:
+        """The active link for `code`, or an error page: 404 unknown/revoked, 410 expired."""
+        link = None
+        if L.is_well_formed_code(code):
+            link = self.ctx.store.by_code_hash(L.hash_code(code))
+        state = L.link_state(link, time.time()) if link else "revoked"
+        if link is None or state == "revoked":
+            self.fail_page(
+                404,
+                "Link not found",
+                "This environment link does not exist or was revoked by the person who shared "
+                "it. Ask them for a new link.",
+            )
+        assert link is not None
+        if state == "expired":
+            when = self.format_time(link.expires_at)
+            self.fail_page(
+                410,
+                "Link expired",
+                f"This environment link expired on {when}. Ask {link.owner} for a new link.",
+            )
+        return link
+
+    def check_permission(self, link: L.Link) -> None:
+        refusal = check_spec(self.ctx.profiles, self.current_user, link.spec)
+        if refusal:
+            self.fail_page(
+                403,
+                "You cannot launch this environment",
+                f"{link.owner} shared an environment that your account may not use: {refusal}",
+            )
+
+
+class LinkPageHandler(LinkPageBase):
+    @web.authenticated
+    async def get(self, code: str) -> None:
+        link = self.find_link(code)
+        self.check_permission(link)
+        flow = LaunchFlow(self, link)
+        situation = await flow.situation()
+        actions = L.offered_actions(situation)
+        autostart = (
+            link.spec.autostart and self.ctx.config.allow_one_click_launch and actions == ["launch"]
+        )
+        self.render_page(
+            "link.html",
+            title="Launch a shared environment",
+            link=link,
+            spec=link.spec,
+            profile_name=flow.profile_display(),
+            option_rows=flow.option_rows(),
+            actions=actions,
+            autostart=autostart,
+            launch_url=self.link_url(code) + "/launch",
+            server_url=flow.server_url(""),
+        )
+
+
+class LinkLaunchHandler(LinkPageBase):
+    @web.authenticated
+    async def post(self, code: str) -> None:
+        link = self.find_link(code)
+        self.check_permission(link)
+        action = self.get_body_argument("action", "launch")
+        if action not in ("launch", "replace", "named"):
+            self.fail_page(400, "Unknown choice", "action must be launch, replace or named")
+        flow = LaunchFlow(self, link)
+        await flow.run(action, self.get_body_argument("build_id", ""), code)
+
+
+class MyLinksPageHandler(SharingHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        show_all = self.get_argument("all", "") == "1" and self.is_admin
+        rows = self.ctx.store.list(owner=None if show_all else self.username)
+        self.render_page(
+            "mylinks.html",
+            title="Environment links",
+            links=rows,
+            now=time.time(),
+            show_all=show_all,
+            api_url=f"{self.ctx.prefix}api/links",
+        )
+
+
+def sharing_handlers(prefix: str, settings: dict[str, Any]) -> list[tuple[str, type, dict]]:
+    """The sharing routes under the service prefix (e.g. `/services/fancy-env/`).
+
+    `settings` is the tornado Application settings dict the routes will run with; it must
+    hold a `SharingContext` under `SETTINGS_KEY`. Returned as (pattern, handler, kwargs).
+    """
+    from .shares import ShareServerHandler
+
+    if SETTINGS_KEY not in settings:
+        raise ValueError(f"settings[{SETTINGS_KEY!r}] must hold a SharingContext")
+    p = prefix if prefix.endswith("/") else prefix + "/"
+    return [
+        (rf"{p}api/links", LinksAPIHandler, {}),
+        (rf"{p}api/links/{ID_RE}", LinkAPIHandler, {}),
+        (rf"{p}l/{CODE_RE}", LinkPageHandler, {}),
+        (rf"{p}l/{CODE_RE}/launch", LinkLaunchHandler, {}),
+        (rf"{p}links", MyLinksPageHandler, {}),
+        (rf"{p}share", ShareServerHandler, {}),
+        (rf"{p}share/([^/]+)", ShareServerHandler, {}),
+    ]

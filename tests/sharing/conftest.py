@@ -1,0 +1,58 @@
+"""A real hub with the standalone sharing service and JupyterHub's mock single-user server
+(no Docker: these tests exercise the service; tests/e2e/test_sharing.py does the real thing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.hub import HubProcess
+from tests.support.sharing import sharing_service_config
+
+PROFILES = [
+    {
+        "display_name": "Small",
+        "slug": "small",
+        "default": True,
+        "profile_options": {
+            "image": {
+                "display_name": "Image",
+                "choices": {
+                    "py311": {"display_name": "Python 3.11", "default": True},
+                    "r": {"display_name": "R", "allowed_groups": ["r-users"]},
+                },
+            }
+        },
+    },
+    {"display_name": "GPU", "slug": "gpu", "allowed_groups": ["gpu-users"]},
+]
+
+SERVICE_CONFIG = f"""
+c.FancyEnvSharing.profile_list = {PROFILES!r}
+c.FancyEnvSharing.allow_named_servers = True
+c.FancyEnvSharing.link_rate_limit = 12
+c.FancyEnvSharing.link_rate_window = 3600
+c.FancyEnvSharing.stop_timeout = 30
+"""
+
+HUB_CONFIG = """
+c.JupyterHub.spawner_class = "jupyterhub.tests.mocking.MockSpawner"
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.load_groups = {"gpu-users": {"users": ["alice"]}, "r-users": {"users": ["alice"]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def sharing_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    state: Path = tmp_path_factory.mktemp("sharing-hub")
+    config = HUB_CONFIG + sharing_service_config(state / "svc", SERVICE_CONFIG)
+    hub = HubProcess(state, config=config)
+    hub.start()
+    try:
+        for name in ("alice", "bob", "carol"):
+            hub.api("POST", f"/users/{name}")
+        yield hub
+    finally:
+        hub.stop()

@@ -1,0 +1,216 @@
+"""The sharing service against a real hub (mock single-user servers, no Docker)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from fancy_env.sharing import links as L
+from fancy_env.sharing.store import LinkStore
+from tests.support.hub import HubProcess
+from tests.support.net import wait_for
+from tests.support.sharing import Browser
+
+PREFIX = "services/fancy-env/"
+
+
+def create_link(hub: HubProcess, user: str, body: dict[str, Any]) -> requests.Response:
+    token = hub.user_token(user)
+    return requests.post(
+        hub.url + PREFIX + "api/links",
+        headers={"Authorization": f"token {token}"},
+        json=body,
+        timeout=30,
+    )
+
+
+def servers(hub: HubProcess, user: str) -> dict[str, Any]:
+    return dict(hub.api("GET", f"/users/{user}").json().get("servers", {}))
+
+
+def stop_all(hub: HubProcess, user: str) -> None:
+    for name in servers(hub, user):
+        path = f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
+        hub.api("DELETE", path, json={"remove": bool(name)} if name else None)
+    wait_for(lambda: not servers(hub, user), timeout=30, what=f"{user}'s servers to stop")
+
+
+def store(hub: HubProcess) -> LinkStore:
+    return LinkStore(f"sqlite:///{hub.state}/svc/links.sqlite")
+
+
+def test_create_stores_only_the_hash(sharing_hub: HubProcess) -> None:
+    r = create_link(sharing_hub, "alice", {"profile": "small", "options": {"image": "py311"}})
+    assert r.status_code == 201, r.text
+    link = r.json()
+    code = link["code"]
+    assert L.is_well_formed_code(code) and len(code) >= 22
+    assert link["url"] == f"/{PREFIX}l/{code}"
+    con = sqlite3.connect(sharing_hub.state / "svc" / "links.sqlite")
+    dump = "\n".join(con.iterdump())
+    assert code not in dump
+    assert L.hash_code(code) in dump
+    # the code is shown once: reading the link back never returns it
+    token = sharing_hub.user_token("alice")
+    again = requests.get(
+        sharing_hub.url + PREFIX + f"api/links/{link['id']}",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    ).json()
+    assert "code" not in again and again["state"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"profile": "small", "autostart": True}, 403, "one-click launch is turned off"),
+        ({"profile": "small", "repo": "https://h/r.git"}, 400, "commit"),
+        ({"profile": "nope"}, 403, "profile"),
+        ({"profile": "small", "options": {"image": "gpu9"}}, 403, "Allowed: py311"),
+        ({"profile": "small", "expires_in": 10}, 400, "at least 60"),
+    ],
+)
+def test_create_refusals(
+    sharing_hub: HubProcess, body: dict[str, Any], status: int, words: str
+) -> None:
+    r = create_link(sharing_hub, "bob", body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["message"]
+
+
+def test_open_logged_out_then_login_and_launch(sharing_hub: HubProcess) -> None:
+    link = create_link(
+        sharing_hub,
+        "alice",
+        {"profile": "small", "options": {"image": "py311"}, "note": "our course"},
+    ).json()
+    # logged out: the service's OAuth sends the browser to the hub's login, keeping the link
+    anon = requests.get(sharing_hub.url + link["url"][1:], timeout=30)
+    assert "/hub/login" in anon.url and "oauth2" in requests.utils.unquote(anon.url)
+    bob = Browser(sharing_hub, "bob")
+    page = bob.get(link["url"])
+    assert page.status_code == 200 and page.url.endswith(link["url"])
+    for words in ("alice", "Small (small)", "Python 3.11 (py311)", "our course", ">Launch<"):
+        assert words in page.text, words
+    launched = bob.post_form(link["url"] + "/launch", {"action": "launch"})
+    assert launched.status_code == 200, launched.text[-500:]
+    wait_for(
+        lambda: servers(sharing_hub, "bob").get("", {}).get("ready"),
+        timeout=30,
+        what="bob's server",
+    )
+    opts = servers(sharing_hub, "bob")[""]["user_options"]
+    assert opts == {"profile": "small", "image": "py311"}
+    assert store(sharing_hub).launches(link["id"]) == 1
+    stop_all(sharing_hub, "bob")
+
+
+def test_running_server_choices(sharing_hub: HubProcess) -> None:
+    link = create_link(sharing_hub, "alice", {"profile": "small"}).json()
+    bob = Browser(sharing_hub, "bob")
+    sharing_hub.api("POST", "/users/bob/server", json={"user_options": {"profile": "small"}})
+    wait_for(
+        lambda: servers(sharing_hub, "bob").get("", {}).get("ready"),
+        timeout=30,
+        what="bob's server",
+    )
+    page = bob.get(link["url"])
+    assert "already have a server running" in page.text
+    for value in ('data-action="open"', 'value="replace"', 'value="named"'):
+        assert value in page.text
+    # open: a plain link to the running server
+    assert 'href="/user/bob/"' in page.text
+    # named: a second server next to the first
+    bob.post_form(link["url"] + "/launch", {"action": "named"}, page=page.text)
+    name = f"shared-{link['id'][:8]}"
+    wait_for(
+        lambda: servers(sharing_hub, "bob").get(name, {}).get("ready"),
+        timeout=30,
+        what="the named server",
+    )
+    assert servers(sharing_hub, "bob")[""]["ready"]
+    # replace: the default server is stopped and started again from the link
+    before = servers(sharing_hub, "bob")[""]["started"]
+    page = bob.get(link["url"])
+    bob.post_form(link["url"] + "/launch", {"action": "replace"}, page=page.text)
+    wait_for(
+        lambda: servers(sharing_hub, "bob").get("", {}).get("ready"),
+        timeout=30,
+        what="bob's replaced server",
+    )
+    assert servers(sharing_hub, "bob")[""]["started"] != before
+    stop_all(sharing_hub, "bob")
+
+
+def test_revoked_404_expired_410(sharing_hub: HubProcess) -> None:
+    first = create_link(sharing_hub, "alice", {"profile": "small"}).json()
+    second = create_link(sharing_hub, "alice", {"profile": "small"}).json()
+    token = sharing_hub.user_token("alice")
+    r = requests.delete(
+        sharing_hub.url + PREFIX + f"api/links/{first['id']}",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert r.status_code == 204
+    store(sharing_hub).update(second["id"], expires_at=time.time() - 5)
+    bob = Browser(sharing_hub, "bob")
+    gone = bob.get(first["url"])
+    assert gone.status_code == 404 and "revoked" in gone.text
+    expired = bob.get(second["url"])
+    assert expired.status_code == 410 and "expired on" in expired.text
+    made_up = bob.get(f"/{PREFIX}l/{L.new_code()}")
+    assert made_up.status_code == 404
+    assert bob.post_form(
+        first["url"] + "/launch", {"action": "launch"}, page=gone.text
+    ).status_code in (403, 404)
+
+
+def test_recipient_permissions_apply(sharing_hub: HubProcess) -> None:
+    gpu = create_link(sharing_hub, "alice", {"profile": "gpu"})
+    assert gpu.status_code == 201, gpu.text  # alice is in gpu-users
+    r_choice = create_link(sharing_hub, "alice", {"profile": "small", "options": {"image": "r"}})
+    bob = Browser(sharing_hub, "bob")
+    for link in (gpu.json(), r_choice.json()):
+        page = bob.get(link["url"])
+        assert page.status_code == 403, page.text[-300:]
+        assert "may not use" in page.text
+        refused = bob.post_form(link["url"] + "/launch", {"action": "launch"})
+        assert refused.status_code in (403,)  # xsrf passes; the permission check refuses
+    assert not servers(sharing_hub, "bob")
+
+
+def test_owner_admin_and_others(sharing_hub: HubProcess) -> None:
+    link = create_link(sharing_hub, "alice", {"profile": "small"}).json()
+    url = sharing_hub.url + PREFIX + "api/links"
+
+    def call(user: str, method: str, path: str = "", **kw: Any) -> requests.Response:
+        token = sharing_hub.user_token(user)
+        return requests.request(
+            method, url + path, headers={"Authorization": f"token {token}"}, timeout=30, **kw
+        )
+
+    assert link["id"] not in [x["id"] for x in call("bob", "GET").json()["links"]]
+    assert call("bob", "PATCH", f"/{link['id']}", json={"revoked": True}).status_code == 404
+    assert call("bob", "GET", params={"all": "1"}).status_code == 403
+    assert link["id"] in [
+        x["id"] for x in call("admin", "GET", params={"all": "1"}).json()["links"]
+    ]
+    patched = call("alice", "PATCH", f"/{link['id']}", json={"expires_in": 120}).json()
+    assert patched["expires_at"] == pytest.approx(time.time() + 120, abs=10)
+    assert call("admin", "DELETE", f"/{link['id']}").status_code == 204
+    assert call("alice", "GET", f"/{link['id']}").json()["state"] == "revoked"
+
+
+def test_rate_limit(sharing_hub: HubProcess) -> None:
+    """The service allows 12 links per hour per user (tests/sharing/conftest.py)."""
+    statuses = [create_link(sharing_hub, "carol", {"profile": "small"}) for _ in range(13)]
+    assert [r.status_code for r in statuses[:12]] == [201] * 12
+    assert statuses[12].status_code == 429
+    assert int(statuses[12].headers["Retry-After"]) > 0
+    assert "too many links" in statuses[12].json()["message"]
+    # other users are not affected
+    assert create_link(sharing_hub, "bob", {"profile": "small"}).status_code == 201
