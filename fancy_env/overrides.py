@@ -18,6 +18,7 @@ evaluates callables (admin-written, never user-supplied) while applying.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,20 +26,37 @@ from .profiles import Profile
 from .validation import Selection
 
 
-class _KeepMissing(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+def _format_str(template: str, value: str) -> str:
+    """Replace `{value}` fields; keep every other field as written (KubeSpawner's
+    IgnoreMissing), including attribute/index forms like `{value.upper}`."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:  # unbalanced braces: str.format could not use it either
+        return template.replace("{value}", value)
+    out = []
+    for literal, field_name, spec, conversion in parts:
+        out.append(literal)
+        if field_name is None:
+            continue
+        if field_name == "value" and not spec and not conversion:
+            out.append(value)
+        else:
+            out.append(
+                "{"
+                + field_name
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
+    return "".join(out)
 
 
 def format_value(template: Any, value: str) -> Any:
     """KubeSpawner's `recursive_format(template, value=value)`: replace `{value}` in strings,
-    recursively in lists, sets and dicts (keys too); other `{…}` fields are left as they are."""
+    recursively in lists, sets and dicts (keys too); other `{…}` fields are left as they are.
+    The user's text is inserted once and never formatted itself."""
     if isinstance(template, str):
-        try:
-            return template.format_map(_KeepMissing(value=value))
-        except (ValueError, IndexError, AttributeError, KeyError):
-            # a template with braces that str.format cannot parse: plain substitution
-            return template.replace("{value}", value)
+        return _format_str(template, value)
     if isinstance(template, list):
         return [format_value(item, value) for item in template]
     if isinstance(template, set):

@@ -130,6 +130,7 @@ class FancySpawnerMixin(_MixinBase):
     def _fancy_parse(self, raw: Any) -> tuple[Profile, ...]:
         try:
             profiles = parse_profile_list(raw)
+            self.fancy_check_profiles(profiles)
         except ProfileConfigError as e:
             self.log.error("Invalid profile_list: %s", e)
             raise OptionsRefused(
@@ -137,7 +138,6 @@ class FancySpawnerMixin(_MixinBase):
                 status_code=500,
                 reason="config",
             ) from None
-        self.fancy_check_profiles(profiles)
         return profiles
 
     @classmethod

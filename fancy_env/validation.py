@@ -135,6 +135,13 @@ def _pick_profile(profiles: list[Profile], slug: str) -> Profile:
     raise ValidationError("profile", f"unknown profile {slug!r}.", [p.slug for p in profiles])
 
 
+def _label(key: str) -> str:
+    """A user-sent key, safe and readable in a message."""
+    if not key.strip() or not key.isprintable() or len(key) > 80:
+        return repr(key[:80])
+    return key
+
+
 def _check_keys(profile: Profile, user_options: Mapping[str, Any]) -> None:
     known = {"profile", "build_id"}
     for option in profile.options:
@@ -145,7 +152,7 @@ def _check_keys(profile: Profile, user_options: Mapping[str, Any]) -> None:
             raise ValidationError(repr(key), "option names must be strings.", sorted(known))
         if key not in known:
             raise ValidationError(
-                key,
+                _label(key),
                 f"is not an option of profile {profile.slug!r}; images, commands and "
                 f"overrides come only from the admin's profiles.",
                 sorted(known),
