@@ -61,8 +61,11 @@ def test_up_serves_a_hub_and_ctrl_c_leaves_nothing(up: UpProcess) -> None:
 
 
 def _server_ready(up: UpProcess, session: requests.Session) -> bool:
-    r = session.get(up.url + "user/alice/api/status", timeout=10)
-    return r.status_code == 200 and "started" in r.text
+    user = session.get(up.url + "hub/api/users/alice", timeout=10).json()
+    if not user.get("servers", {}).get("", {}).get("ready"):
+        return False
+    # the server itself answers through the proxy (its landing page; its API wants a token)
+    return session.get(up.url + "user/alice/", timeout=30).status_code == 200
 
 
 def test_second_up_reuses_the_state_dir(up: UpProcess) -> None:
