@@ -23,6 +23,14 @@ class TicketError(Exception):
     """A ticket that is malformed, forged, expired or for another audience."""
 
 
+def secret_bytes(secret: str) -> bytes:
+    """The HMAC key of a configured secret string: hex if it is hex, else its UTF-8 bytes."""
+    try:
+        return bytes.fromhex(secret)
+    except ValueError:
+        return secret.encode("utf-8")
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

@@ -9,6 +9,7 @@ beyond what the hub gives it. Options go in `fancy_env_builder_config.py` (or th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -18,11 +19,12 @@ from urllib.parse import urlsplit
 from tornado.httpserver import HTTPServer
 from tornado.web import Application as WebApplication
 from traitlets import Bool, Bytes, Float, Int, List, Set, Unicode, default, import_item
-from traitlets.config import Application
+from traitlets.config import Application, Config
 
 from .._version import __version__
 from ..images import check_prefix
 from ..repos import RepoPolicy
+from ..tickets import secret_bytes
 from . import handlers
 from .db import Store
 from .executors import EXECUTORS, Executor
@@ -112,7 +114,8 @@ class BuilderApp(Application):
         Unicode(), help="Full-match regexes on the normalised URL of refused repositories."
     ).tag(config=True)
     ticket_secret = Bytes(
-        help="Secret shared with the spawner for form tickets (from FANCY_ENV_TICKET_SECRET, hex)."
+        help="Secret shared with the spawner for form tickets (default: $FANCY_ENV_TICKET_SECRET "
+        "read as hex, or as UTF-8 text if not hex; fancy_env.setup(c) sets it)."
     ).tag(config=True)
     admin_users = Set(
         Unicode(), help="Users treated as admins of this service, besides JupyterHub admins."
@@ -150,10 +153,13 @@ class BuilderApp(Application):
 
     @default("ticket_secret")
     def _ticket_secret(self) -> bytes:
-        return bytes.fromhex(os.environ.get("FANCY_ENV_TICKET_SECRET", ""))
+        return secret_bytes(os.environ.get("FANCY_ENV_TICKET_SECRET", ""))
 
     def initialize(self, argv: list[str] | None = None) -> None:
         super().initialize(argv)
+        from_env = os.environ.get("FANCY_ENV_BUILDER_CONFIG")
+        if from_env:  # set by fancy_env.setup(c); the config file and command line win
+            self.update_config(Config(json.loads(from_env)))
         if os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
             self.update_config(self.cli_config)
