@@ -225,7 +225,7 @@ class BuilderApp(Application):
             from jupyterhub.services.auth import HubOAuthCallbackHandler
 
             routes.insert(0, (rf"{p}oauth_callback", HubOAuthCallbackHandler))
-        return WebApplication(
+        web_app = WebApplication(
             routes,
             build_service=service,
             service_prefix=p,
@@ -242,6 +242,10 @@ class BuilderApp(Application):
             cookie_secret=os.urandom(32),
             log=self.log,
         )
+        from ..sharing.mount import mount_sharing  # environment links, share codes (issue 6)
+
+        mount_sharing(self, web_app)
+        return web_app
 
     async def serve(self) -> None:
         service = self.make_service()

@@ -17,23 +17,16 @@ import secrets
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from traitlets import Unicode
 from traitlets.config import Application
 
 from ..profiles import parse_profile_list
+from ..tickets import secret_bytes
 from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
 from .handlers import sharing_handlers
-
-
-class OAuthCallback(HubOAuthCallbackHandler):
-    """The OAuth callback using the same HubOAuth instance as the pages (PKCE state)."""
-
-    @property
-    def hub_auth(self) -> HubOAuth:
-        auth: HubOAuth = self.settings["hub_auth"]
-        return auth
+from .mount import OAuthCallback
 
 
 def make_settings(ctx: SharingContext, hub_auth: HubOAuth) -> dict[str, Any]:
@@ -43,6 +36,7 @@ def make_settings(ctx: SharingContext, hub_auth: HubOAuth) -> dict[str, Any]:
         "cookie_secret": os.environ.get("JPY_COOKIE_SECRET") or secrets.token_bytes(32),
         "xsrf_cookies": True,
         "login_url": hub_auth.login_url,
+        "ticket_secret": secret_bytes(os.environ.get("FANCY_ENV_TICKET_SECRET", "")),
     }
 
 

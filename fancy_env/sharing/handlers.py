@@ -44,7 +44,7 @@ class SharingHandler(SharingPage):
 
     async def prepare(self) -> None:
         ticket = self.request.headers.get(tickets.HEADER)
-        secret = self.settings.get("fancy_env_ticket_secret")
+        secret = self.settings.get("ticket_secret")
         if ticket and secret:
             try:
                 name = tickets.verify(secret, ticket)
@@ -142,9 +142,10 @@ class LinksAPIHandler(APIHandler):
         policy = ctx.config.policy()
         if not ctx.config.links_enabled:
             raise web.HTTPError(403, "creating environment links is turned off on this hub")
+        body = self.fill_from_build(self.body())
         try:
-            spec = L.parse_link_request(self.body(), policy)
-            expires_at = L.parse_expiry(self.body().get("expires_in"), now, policy)
+            spec = L.parse_link_request(body, policy)
+            expires_at = L.parse_expiry(body.get("expires_in"), now, policy)
         except L.LinkError as err:
             self.refuse(err)
             return
@@ -166,6 +167,25 @@ class LinksAPIHandler(APIHandler):
         ctx.store.add(link)
         self.set_status(201)
         self.write(self.link_model(link, code=code))
+
+    def fill_from_build(self, body: Any) -> Any:
+        """`{profile, options, build_id}` is enough: repository, ref and the resolved commit
+        come from the build record (which the creator must have requested)."""
+        service = self.settings.get("build_service")
+        if not isinstance(body, dict) or not body.get("build_id") or body.get("repo"):
+            return body
+        if service is None:
+            return body  # parse_link_request then asks for the repository
+        build = service.store.get(str(body["build_id"]))
+        users = service.store.users(build.id) if build else []
+        if build is None or (build.user != self.username and self.username not in users):
+            raise web.HTTPError(404, f"build_id: no build {body['build_id']} of yours")
+        return {
+            **body,
+            "repo": build.repo,
+            "ref": body.get("ref") or build.ref,
+            "commit": build.commit,
+        }
 
 
 class LinkAPIHandler(APIHandler):

@@ -112,7 +112,18 @@ class LaunchFlow:
         self.handler.fail_page(status, "Could not launch", message)
 
     async def request_build(self) -> dict[str, Any]:
+        """Ask the build service for the link's image, as the recipient: a pinned commit that
+        was built answers at once (same image); otherwise the build starts."""
         spec = self.link.spec
+        service = self.handler.settings.get("build_service")
+        if service is not None:  # mounted in the build service: ask it in-process
+            from ..builder.service import ServiceError
+
+            try:
+                build = await service.request(self.user, spec.repo, spec.build_ref)
+            except ServiceError as err:
+                self.handler.fail_page(err.status, "Could not build this environment", err.reason)
+            return dict(build.to_json(self.ctx.prefix))
         url = f"{self.ctx.service_api_url}api/builds"
         result = await request("POST", url, self.token, {"repo": spec.repo, "ref": spec.build_ref})
         if not result.ok or not isinstance(result.body, dict):

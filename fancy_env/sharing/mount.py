@@ -1,0 +1,53 @@
+"""Mount the sharing routes into the build service's tornado application.
+
+The build service calls `mount_sharing(builder_app, web_app)` once, after building its tornado
+Application. Sharing reads its options from the same config (`c.FancyEnvSharing.*`), keeps its
+table in the same database (`BuilderApp.db_url`), and requests builds in-process through the
+`build_service` in the settings, on behalf of the link's recipient.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from tornado.web import Application as WebApplication
+
+from ..profiles import parse_profile_list
+from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
+from .handlers import sharing_handlers
+
+
+class OAuthCallback(HubOAuthCallbackHandler):
+    """The OAuth callback using the application's HubOAuth instance.
+
+    JupyterHub's stock handler uses `HubOAuth.instance()`; the OAuth state (PKCE verifier and
+    the page to return to, e.g. a link) lives in the instance that started the login, so the
+    callback must use that same instance.
+    """
+
+    @property
+    def hub_auth(self) -> HubOAuth:
+        auth: HubOAuth = self.settings["hub_auth"]
+        return auth
+
+
+def mount_sharing(builder: Any, web_app: WebApplication) -> bool:
+    """Add the sharing routes to `web_app`; False (and a log line) when there is no hub."""
+    log = builder.log
+    if web_app.settings.get("hub_auth") is None or not os.environ.get("JUPYTERHUB_API_URL"):
+        log.info("sharing is off: not running as a JupyterHub service")
+        return False
+    config = FancyEnvSharing(parent=builder)
+    prefix = str(builder.service_prefix)
+    ctx = SharingContext.create(
+        config, builder.db_url, prefix, profiles=parse_profile_list(config.profile_list)
+    )
+    web_app.settings[SETTINGS_KEY] = ctx
+    routes: list[Any] = list(sharing_handlers(prefix, web_app.settings))
+    # added rules take precedence over the application's own (tornado's add_handlers)
+    routes.append((rf"{prefix}oauth_callback", OAuthCallback))
+    web_app.add_handlers(r".*$", routes)
+    log.info("sharing routes mounted under %s (links table in %s)", prefix, builder.db_url)
+    return True
