@@ -261,13 +261,19 @@ class ProcInfo:
     ppid: int
     cmdline: str
     has_marker: bool
+    cwd: str = ""
 
 
 def select_ours(procs: Mapping[int, ProcInfo], state_dir: str, roots: Iterable[int]) -> set[int]:
-    """Processes of one `up`: the roots, anything carrying our env marker or naming our state
-    dir on its command line, and every descendant of those."""
+    """Processes of one `up`: the roots, anything carrying our env marker, naming our state
+    dir on its command line or working in it, and every descendant of those."""
+    inside = state_dir.rstrip("/") + "/"
     seeds = {p for p in roots if p in procs}
-    seeds |= {i.pid for i in procs.values() if i.has_marker or state_dir in i.cmdline}
+    seeds |= {
+        i.pid
+        for i in procs.values()
+        if i.has_marker or state_dir in i.cmdline or (i.cwd + "/").startswith(inside)
+    }
     children: dict[int, list[int]] = {}
     for info in procs.values():
         children.setdefault(info.ppid, []).append(info.pid)
@@ -315,11 +321,12 @@ def read_proc_table(marker: str) -> dict[int, ProcInfo]:
             try:
                 with open(f"/proc/{entry}/environ", "rb") as f:
                     has_marker = needle in f.read().split(b"\0")
+                cwd = os.readlink(f"/proc/{entry}/cwd")
             except PermissionError:
-                has_marker = False
+                has_marker, cwd = False, ""
         except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
             continue
-        table[int(entry)] = ProcInfo(int(entry), ppid, cmdline, has_marker)
+        table[int(entry)] = ProcInfo(int(entry), ppid, cmdline, has_marker, cwd)
     return table
 
 

@@ -188,8 +188,8 @@ def leftovers(state: Path, ports: set[int]) -> tuple[list[str], dict[int, str], 
 
 
 def our_processes(state: Path, ident: str) -> dict[int, str]:
-    """Processes whose environment holds our marker, or whose command line names the state
-    dir, and all their descendants (walking /proc)."""
+    """Processes whose environment holds our marker, whose command line names the state dir
+    or that work inside it, and all their descendants (walking /proc)."""
     parent, cmdline, seeds = {}, {}, set()
     needle = f"FANCY_ENV_UP_ID={ident}".encode()
     for entry in os.listdir("/proc"):
@@ -203,9 +203,10 @@ def our_processes(state: Path, ident: str) -> dict[int, str]:
             parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
             cmdline[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except (OSError, IndexError, ValueError):
             continue
-        if needle in env or str(state) in cmdline[pid]:
+        if needle in env or str(state) in cmdline[pid] or (cwd + "/").startswith(f"{state}/"):
             seeds.add(pid)
     ours = set(seeds)
     changed = True
