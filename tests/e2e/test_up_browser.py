@@ -59,7 +59,7 @@ def page(chromium_path: str, artifacts: Path, request: pytest.FixtureRequest) ->
 
 
 def test_login_pick_profile_build_repo_and_reach_server(
-    up: UpProcess, page: Page, git_server: GitServer, docker_engine: str
+    up: UpProcess, page: Page, git_server: GitServer, docker_engine: str, artifacts: Path
 ) -> None:
     token = uuid.uuid4().hex[:12]
     repo = git_server.create(
@@ -82,6 +82,8 @@ def test_login_pick_profile_build_repo_and_reach_server(
     page.get_by_label("Repository URL").fill(repo.url)
     page.get_by_label("Branch, tag or commit").fill("main")
     page.get_by_role("button", name="Build and start").click()
+    expect(page.get_by_label("Build log")).to_be_visible(timeout=60_000)  # the log streams
+    page.screenshot(path=str(artifacts / "up-building.png"), full_page=True)
 
     # the build log streams, the image is built, the form submits, the server starts
     page.wait_for_url("**/user/carol/**", timeout=BUILD_TIMEOUT_MS)
@@ -103,6 +105,14 @@ def test_login_pick_profile_build_repo_and_reach_server(
         check=True,
     ).stdout.strip()
     assert image != docker_engine, image
+    memory = subprocess.run(
+        ["docker", "inspect", "-f", "{{.HostConfig.Memory}}", containers[0]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert memory == str(4 * 1024**3)  # the Large profile's limit applies to the built image
 
     assert up.interrupt() == 0, up.output()
     assert leftovers(up.state, up.generated_ports()) == ([], {}, set())
+    subprocess.run(["docker", "rmi", "-f", image], capture_output=True)  # one per run: tidy up
