@@ -15,8 +15,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets import Bool, Float, Integer, Unicode, default, validate
 from traitlets.config import Application
 
 from ._version import __version__
@@ -80,6 +81,8 @@ class UpApp(Application):
     )
     port = Integer(
         8000,
+        min=1,
+        max=65535,
         config=True,
         help="""Public port of the hub (the proxy). Change it when 8000 is taken; the preflight
         check says so. The hub's internal API, the proxy's API and the build service use free
@@ -150,6 +153,10 @@ class UpApp(Application):
             "Build a missing single-user image with scripts/setup.sh without asking.",
         ),
     }
+
+    @validate("base_url")
+    def _base_url_slashes(self, proposal: Any) -> str:
+        return "/" + str(proposal.value).strip("/") + "/" if str(proposal.value).strip("/") else "/"
 
     @default("state_dir")
     def _state_dir_default(self) -> str:
