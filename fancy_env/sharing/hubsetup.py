@@ -1,0 +1,76 @@
+"""`enable_sharing(c, service)`: turn sharing on in `jupyterhub_config.py`, after
+`service = fancy_env.setup(c, ...)`.
+
+It adds to the build service's OAuth client the scopes it uses *on behalf of* the logged-in
+user (so the hub applies that user's own permissions), grants users `shares!user` (JupyterHub's
+default user role cannot share servers), and hands the service the options the link page needs
+(`profile_list` for the recipient's permissions, named-server settings). Everything stays
+plain config, changeable after the call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+#: Scopes of the OAuth token the service receives for a logged-in user (intersected by the hub
+#: with what that user may do).
+OAUTH_SCOPES = [
+    "read:users!user",  # the user's name, admin flag and groups
+    "read:servers!user",  # which of the user's servers run ("already running" choices)
+    "servers!user",  # start and stop the user's own servers (a link's Launch)
+    "shares!user",  # create, list and revoke share codes of the user's servers
+]
+SHARE_SCOPE = "shares!user"
+SPAWNER_SECTIONS = ("FancyDockerSpawner", "FancyKubeSpawner", "FancySpawnerMixin", "KubeSpawner")
+
+
+def _get(config: Any, name: str, default: Any) -> Any:
+    return config[name] if name in config else default
+
+
+def _profile_list(c: Any) -> list[Any] | None:
+    for section in SPAWNER_SECTIONS:
+        if section in c and "profile_list" in c[section]:
+            value = c[section]["profile_list"]
+            return value if isinstance(value, list) else None
+    return None
+
+
+def enable_sharing(
+    c: Any,
+    service: dict[str, Any],
+    *,
+    share_servers: bool = True,
+    profile_list: list[Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Turn on environment links (and, with `share_servers`, the "Share this server" page).
+
+    `options` are `FancyEnvSharing` traits, e.g. `{"allow_one_click_launch": True}`.
+    `profile_list` defaults to the spawner's, when it is a plain list (not a callable).
+    Returns the FancyEnvSharing config given to the service.
+    """
+    scopes = list(service.get("oauth_client_allowed_scopes", []))
+    wanted = OAUTH_SCOPES if share_servers else [s for s in OAUTH_SCOPES if s != SHARE_SCOPE]
+    service["oauth_client_allowed_scopes"] = scopes + [s for s in wanted if s not in scopes]
+    if share_servers:
+        extra = set(_get(c.JupyterHub, "extra_user_scopes", set()))
+        c.JupyterHub.extra_user_scopes = extra | {SHARE_SCOPE}
+
+    sharing: dict[str, Any] = {
+        "allow_named_servers": bool(_get(c.JupyterHub, "allow_named_servers", False)),
+        "named_server_limit_per_user": int(
+            _get(c.JupyterHub, "named_server_limit_per_user", 0) or 0
+        ),
+    }
+    profiles = profile_list if profile_list is not None else _profile_list(c)
+    if profiles is not None:
+        sharing["profile_list"] = profiles
+    sharing.update(options or {})
+
+    env = service.setdefault("environment", {})
+    config = json.loads(env.get("FANCY_ENV_BUILDER_CONFIG", "{}"))
+    config.setdefault("FancyEnvSharing", {}).update(sharing)
+    env["FANCY_ENV_BUILDER_CONFIG"] = json.dumps(config)
+    return sharing
