@@ -87,7 +87,9 @@ def test_login_pick_profile_build_repo_and_reach_server(
 
     # the build log streams, the image is built, the form submits, the server starts
     page.wait_for_url("**/user/carol/**", timeout=BUILD_TIMEOUT_MS)
-    expect(page.locator("body")).not_to_be_empty()
+    # the browser reads a file of the built image through the server
+    page.goto(up.url + "user/carol/files/fancy-env-e2e.txt")
+    expect(page.locator("body")).to_contain_text(token)
     containers, _, _ = leftovers(up.state, set())
     assert len(containers) == 1
     # the server runs the image we built: its marker file holds this test's token
