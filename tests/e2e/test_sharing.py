@@ -89,8 +89,8 @@ class World:
         return out[0], out[1]
 
     def marker(self, container: str) -> str:
-        return subprocess.run(["docker", "exec", container, "cat", "/tmp/fancy-env-marker"],
-                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        command = ["docker", "exec", container, "cat", "/tmp/fancy-env-marker"]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
     def stop(self, user: str, server: str = "") -> None:
         path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
@@ -264,6 +264,30 @@ def test_revoked_expired_and_forbidden(w_fixture: World) -> None:
     assert "profile" in page.get_by_role("alert").inner_text()
     assert page.get_by_role("button", name="Launch").count() == 0
     assert w.servers("bob")[""]["started"] == started  # nothing was launched
+    ctx.close()
+
+
+def test_follow_branch_builds_with_live_log(w_fixture: World, artifacts: Path) -> None:
+    """A link that follows the branch launches its newest commit; an unbuilt commit is built
+    first, with the live log on the page, then launched (here replacing bob's server)."""
+    w = w_fixture
+    head = w.repo.commit(dockerfile_repo_files(w.base_image, "v3"), message="v3")
+    link = create_link(w, {"profile": "repo", "repo": w.repo.url, "ref": "main",
+                           "follow_branch": True})  # fmt: skip
+    ctx = w.context("bob")
+    page = ctx.new_page()
+    page.goto(link["full_url"])
+    assert "the latest commit at launch" in page.get_by_label("what will launch").inner_text()
+    page.get_by_role("button", name="Stop it and launch this environment").click()
+    log = page.get_by_label("build log")
+    log.wait_for(timeout=60_000)
+    page.wait_for_function("document.getElementById('log').textContent.length > 0",
+                           timeout=120_000)  # fmt: skip
+    page.screenshot(path=str(artifacts / "sharing-link-building.png"), full_page=True)
+    wait_server_page(page, w, "bob")
+    name, image = w.container("bob")
+    assert image.endswith(":" + head)  # image tag = the resolved commit
+    assert w.marker(name) == "v3"
     ctx.close()
 
 
