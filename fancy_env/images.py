@@ -16,7 +16,7 @@ import re
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_PREFIX = re.compile(r"([a-z0-9.-]+(:[0-9]+)?/)?([a-z0-9]+([._-][a-z0-9]+)*/)*")
+_PREFIX = re.compile(r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?/)?([a-z0-9]+([._-][a-z0-9]+)*/)*")
 HASH_LENGTH = 10
 
 

@@ -52,7 +52,8 @@ class BuilderApp(Application):
         help="Where to listen (from JUPYTERHUB_SERVICE_URL; default http://127.0.0.1:8765)."
     ).tag(config=True)
     service_prefix = Unicode(
-        help="URL prefix of every route (from JUPYTERHUB_SERVICE_PREFIX; default /services/<name>/)."
+        help="URL prefix of every route "
+        "(from JUPYTERHUB_SERVICE_PREFIX; default /services/<name>/)."
     ).tag(config=True)
     db_url = Unicode(
         "sqlite:///fancy-env-builds.sqlite",
@@ -177,7 +178,9 @@ class BuilderApp(Application):
         if self.executor_class == "fake":
             return TableChecker(store)
         if self.registry_url:
-            return RegistryChecker(self.registry_url, self.registry_username, self.registry_password)
+            return RegistryChecker(
+                self.registry_url, self.registry_username, self.registry_password
+            )
         return EngineChecker(self.docker_socket)
 
     def make_service(self) -> BuildService:
@@ -253,7 +256,9 @@ class BuilderApp(Application):
         url = urlsplit(self.bind_url)
         server = HTTPServer(self.make_web_app(service), xheaders=True, idle_connection_timeout=75)
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
-        self.log.info("fancy-env build service on %s%s", self.bind_url.rstrip("/"), self.service_prefix)
+        self.log.info(
+            "fancy-env build service on %s%s", self.bind_url.rstrip("/"), self.service_prefix
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,6 +21,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     select,
     update,
 )
@@ -175,7 +176,7 @@ class Store:
         ]
         if rows:
             with self.session.begin() as s:
-                s.execute(LogLine.__table__.insert(), rows)
+                s.execute(insert(LogLine), rows)
 
     def lines(self, build_id: str, after: int = 0) -> list[BuildEvent]:
         with self.session() as s:

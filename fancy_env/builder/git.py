@@ -50,7 +50,7 @@ def pick_commit(refs: dict[str, str], ref: str) -> str:
     )
 
 
-async def ls_remote(url: str, ref: str, timeout: float) -> str:
+async def ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC109
     """Resolve `ref` of `url` to a commit; RepoError when it can't."""
     patterns = ["HEAD"] if not ref else [ref, f"{ref}^{{}}"]
     if ref and COMMIT_SHA.fullmatch(ref):

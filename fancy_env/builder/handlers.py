@@ -34,7 +34,8 @@ class BaseHandler(RequestHandler):
 
     @property
     def service(self) -> BuildService:
-        return self.settings["build_service"]  # type: ignore[no-any-return]
+        service: BuildService = self.settings["build_service"]
+        return service
 
     @property
     def prefix(self) -> str:
@@ -66,8 +67,13 @@ class BaseHandler(RequestHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ServiceError):
-            self.settings["log"].info("%s %s -> %s: %s", self.request.method,
-                                      self.request.path, value.status, value.reason)
+            self.settings["log"].info(
+                "%s %s -> %s: %s",
+                self.request.method,
+                self.request.path,
+                value.status,
+                value.reason,
+            )
             return
         super().log_exception(typ, value, tb)
 

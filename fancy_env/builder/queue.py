@@ -2,8 +2,9 @@
 
 Pure scheduling (no I/O, no asyncio): `submit` puts a build in line, `done` frees its slot,
 and both call `start(build)` for every build that may start now. Among waiting builds whose
-user is under the per-user limit, the one whose user runs the fewest builds starts first
-(ties: the one that waited longest), so one user's pile of builds never starves the others.
+user is under the per-user limit, the one whose user runs the fewest builds starts first, then
+the one whose user was served least recently, then the one that waited longest: users take
+turns, so one user's pile of builds never starves the others.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class FairQueue(Generic[T]):
     max_per_user: int = 1
     pending: list[tuple[int, T]] = field(default_factory=list)
     running: dict[str, int] = field(default_factory=dict)
+    last_start: dict[str, int] = field(default_factory=dict)
+    _starts: itertools.count[int] = field(default_factory=itertools.count)
     _order: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -71,14 +74,15 @@ class FairQueue(Generic[T]):
         return 0
 
     def _next(self) -> int | None:
-        best: tuple[int, int] | None = None
+        best: tuple[int, int, int] | None = None
         best_index = None
         for i, (order, item) in enumerate(self.pending):
             load = self.running.get(item.user, 0)
             if load >= self.max_per_user:
                 continue
-            if best is None or (load, order) < best:
-                best, best_index = (load, order), i
+            key = (load, self.last_start.get(item.user, -1), order)
+            if best is None or key < best:
+                best, best_index = key, i
         return best_index
 
     def _schedule(self) -> None:
@@ -88,4 +92,5 @@ class FairQueue(Generic[T]):
                 return
             _, item = self.pending.pop(index)
             self.running[item.user] = self.running.get(item.user, 0) + 1
+            self.last_start[item.user] = next(self._starts)
             self.start(item)

@@ -75,7 +75,7 @@ class DockerAPIEngine(ContainerEngine):
             self._client = docker.APIClient(**kwargs)
         return self._client
 
-    def build(  # type: ignore[override]
+    def build(
         self,
         *,
         push: bool = False,
@@ -139,7 +139,7 @@ class DockerAPIEngine(ContainerEngine):
         config.setdefault("WorkingDir", "")
         return Image(tags=data.get("RepoTags") or [], config=config)
 
-    def run(  # type: ignore[override]
+    def run(
         self,
         image_spec: str,
         *,

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             return DockerAPIEngine(parent=self)
         return original(self)
 
-    Repo2Docker.get_engine = get_engine  # type: ignore[method-assign]
+    Repo2Docker.get_engine = get_engine
     r2d = make_r2d(sys.argv[1:] if argv is None else argv)
     r2d.content_providers = [contentproviders.Local, contentproviders.Git]
     r2d.initialize()

@@ -185,7 +185,7 @@ class BuildService:
         metrics.EXECUTOR_RUNS.inc()
         active.emit("fetching", f"Build started with the {self.executor.name} executor")
         try:
-            await self.executor.run(active.job, active.emit)
+            await self.executor.run(active.job, active.log_line)
         except asyncio.CancelledError:
             phase, reason = active.stop_reason or ("failed", "stopped")
             self._finish(active, phase, reason)

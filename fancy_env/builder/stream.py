@@ -52,6 +52,10 @@ class ActiveBuild:
         changed.set()
         return event
 
+    def log_line(self, phase: str, message: str) -> None:
+        """The executor's `emit`: one log line in a phase."""
+        self.emit(phase, message)
+
     def take_unflushed(self) -> list[BuildEvent]:
         lines, self.unflushed = self.unflushed, []
         return lines
@@ -61,7 +65,7 @@ class ActiveBuild:
         start = max(seq - self.base_seq, 0)
         return self.events[start:]
 
-    async def wait(self, timeout: float) -> bool:
+    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait for a new event; False on timeout."""
         changed = self._changed
         try:

@@ -1,9 +1,9 @@
 """The build service as a real subprocess on loopback, for service and integration tests.
 
-    svc = BuilderProcess(tmp_path, executor="fake").start()
-    r = svc.post("alice", repo.url)             # form-ticket authenticated
-    events = svc.events(r.json()["id"])          # parsed SSE events until the stream ends
-    svc.kill9(); svc.start()                     # same database, same port
+svc = BuilderProcess(tmp_path, executor="fake").start()
+r = svc.post("alice", repo.url)             # form-ticket authenticated
+events = svc.events(r.json()["id"])          # parsed SSE events until the stream ends
+svc.kill9(); svc.start()                     # same database, same port
 """
 
 from __future__ import annotations
@@ -121,8 +121,11 @@ class BuilderProcess:
             headers=self.headers(user), timeout=60,
         )  # fmt: skip
 
-    def get(self, path: str, user: str = "alice", **kw: Any) -> requests.Response:
-        return requests.get(self.url + path, headers=self.headers(user), timeout=30, **kw)
+    def get(
+        self, path: str, user: str = "alice", headers: dict[str, str] | None = None, **kw: Any
+    ) -> requests.Response:
+        headers = {**self.headers(user), **(headers or {})}
+        return requests.get(self.url + path, headers=headers, timeout=30, **kw)
 
     def delete(self, build_id: str, user: str = "alice") -> requests.Response:
         return requests.delete(
@@ -130,7 +133,10 @@ class BuilderProcess:
         )
 
     def stream(
-        self, build_id: str, user: str = "alice", last_event_id: int | None = None,
+        self,
+        build_id: str,
+        user: str = "alice",
+        last_event_id: int | None = None,
         timeout: float = 120,
     ) -> Iterator[dict[str, Any]]:
         """Yield SSE messages ({'id', 'data'} or {'comment'}) until the server ends the stream."""
