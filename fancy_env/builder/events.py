@@ -59,6 +59,13 @@ RECORD_FIELDS: dict[str, str] = {
 }
 
 
+# `GET api/builds/<id>` adds these to the record
+DETAIL_FIELDS: dict[str, str] = {"queue_position": "number", "users": "string[]"}
+
+# the body of every 4xx answer ("?" = optional)
+ERROR_FIELDS: dict[str, str] = {"status": "number", "message": "string", "field?": "string"}
+
+
 @dataclass(frozen=True)
 class BuildEvent:
     build_id: str

@@ -1,10 +1,16 @@
 /**
- * MINIMAL PLACEHOLDER written by the form engineer (C) from fancy_env/builder/events.py,
- * until engineer B lands the real file (B owns it; a test keeps it in sync with Python).
+ * The build service's event schema, TypeScript side (owner: the build service).
  *
- * Every event on `GET api/builds/<id>/events` is one SSE message whose `id:` is `seq`.
+ * The Python side is `fancy_env/builder/events.py`; `tests/unit/test_event_schema_sync.py`
+ * parses this file and fails when the phases or the fields of `BuildEvent`, `BuildRecord`,
+ * `BuildDetail` or `ApiError` differ from Python's. Change both together.
+ *
+ * Every event on `GET api/builds/<id>/events` is one SSE message whose `id:` is `seq`
+ * (counting from 1 per build), so a reconnect sending `Last-Event-ID: n` resumes at n + 1
+ * without losing or repeating a line. Lines starting with `:` are keepalive comments.
  */
 
+/** Phases in the order a build usually goes through them. */
 export const PHASES = [
   "queued",
   "resolving",
@@ -18,6 +24,7 @@ export const PHASES = [
 
 export type BuildPhase = (typeof PHASES)[number];
 
+/** After one of these, the stream ends and the build never changes again. */
 export const TERMINAL_PHASES: readonly BuildPhase[] = ["built", "failed", "cancelled"];
 
 /** One `data:` JSON object of the event stream. */
@@ -26,11 +33,13 @@ export interface BuildEvent {
   seq: number;
   phase: BuildPhase;
   message: string;
+  /** Unix time in seconds. */
   time: number;
+  /** The image name, on the `built` event only. */
   image: string | null;
 }
 
-/** `POST api/builds`, `GET api/builds/<id>` and the items of `GET api/builds`. */
+/** `POST api/builds`, and the items of `GET api/builds` (history). */
 export interface BuildRecord {
   id: string;
   user: string;
@@ -40,10 +49,30 @@ export interface BuildRecord {
   commit: string;
   image: string;
   status: BuildPhase;
+  /** Why a build failed or was cancelled; empty otherwise. */
   reason: string;
   cache_hit: boolean;
   created: number;
   started: number | null;
   finished: number | null;
   events_url: string;
+}
+
+/** `GET api/builds/<id>`: the record plus the queue and who asked for it. */
+export interface BuildDetail extends BuildRecord {
+  /** 1-based place in the queue; 0 when not waiting. */
+  queue_position: number;
+  users: string[];
+}
+
+/** Body of every 4xx answer. */
+export interface ApiError {
+  status: number;
+  message: string;
+  /** The request field at fault, when there is one (`repo`, `ref`, `subdir`, ...). */
+  field?: string;
+}
+
+export function isTerminal(phase: BuildPhase): boolean {
+  return TERMINAL_PHASES.includes(phase);
 }
