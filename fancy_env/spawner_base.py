@@ -179,6 +179,16 @@ class FancySpawnerMixin(_MixinBase):
             return {}
         return selection.to_user_options()
 
+    @default("apply_user_options")
+    def _apply_user_options_default(self) -> Any:
+        # JupyterHub 5.3+ hook, run before start(). user_options are validated and applied by
+        # load_user_options() at the start of start() (KubeSpawner's seam); this no-op only
+        # tells JupyterHub they are handled (else it logs "unhandled user_options").
+        def handled_in_load_user_options(spawner: Any, user_options: dict[str, Any]) -> None:
+            return None
+
+        return handled_in_load_user_options
+
     # --- load_user_options ----------------------------------------------------------------
 
     async def load_user_options(self) -> None:
@@ -321,8 +331,9 @@ def install_startup_check() -> None:
             try:
                 warnings = check_config(app.config, cls)
             except ProfileConfigError as e:
+                # exit like JupyterHub does on bad config: one clear line, no traceback
                 app.log.critical("fancy_env: invalid profile_list: %s", e)
-                raise
+                app.exit(1)
             for warning in warnings:
                 app.log.warning("fancy_env: %s", warning)
         original()
