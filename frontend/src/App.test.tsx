@@ -146,9 +146,14 @@ describe("repository builds", () => {
     await openRepo(s);
     await s.user.click(screen.getByRole("button", { name: "Build and start" }));
     await waitFor(() => expect(s.fake.callsTo("GET", "/events")).toHaveLength(1));
-    s.fake.emit(1, "failed", "repo2docker exited with 1");
+    s.fake.emit(1, "building", "Step 1/1 : RUN exit 1");
+    s.fake.emit(2, "failed", "repo2docker exited with 1");
     await waitFor(() =>
       expect(screen.getByRole("status")).toHaveTextContent("Build failed: repo2docker exited with 1"),
+    );
+    expect(screen.getByRole("progressbar", { name: "Build progress" })).toHaveAttribute(
+      "aria-valuetext",
+      "failed during building",
     );
     expect(s.submitted).toEqual([]);
   });

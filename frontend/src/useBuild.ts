@@ -11,6 +11,8 @@ export interface BuildState {
   status: BuildStatus;
   id: string | null;
   phase: string | null;
+  /** The last phase before a terminal one (where a failed or cancelled build stopped). */
+  lastActive: string | null;
   log: Segment[][];
   /** A refusal of the request, shown next to the field it names. */
   fieldError: { field: "repo" | "ref"; reason: string } | null;
@@ -24,6 +26,7 @@ const IDLE: BuildState = {
   status: "idle",
   id: null,
   phase: null,
+  lastActive: null,
   log: [],
   fieldError: null,
   failure: null,
@@ -59,6 +62,7 @@ export function useBuild(client: BuilderClient, onBuilt: (id: string) => void): 
     setState((s) => ({
       ...s,
       phase: event.phase,
+      lastActive: ["built", "failed", "cancelled"].includes(event.phase) ? s.lastActive : event.phase,
       log: event.message ? [...s.log, ...event.message.split(/\r?\n/).filter(Boolean).map(ansiToSegments)] : s.log,
     }));
   }, []);

@@ -11,23 +11,25 @@ export function formatDuration(ms: number): string {
 
 interface Props {
   phase: string | null;
+  lastActive: string | null;
   startedAt: number | null;
   estimateMs: number | null;
   running: boolean;
 }
 
 /** Phase progress bar with elapsed time and the estimate from earlier builds. */
-export function BuildProgress({ phase, startedAt, estimateMs, running }: Props) {
+export function BuildProgress({ phase, lastActive, startedAt, estimateMs, running }: Props) {
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
     if (!running) return undefined;
     const timer = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(timer);
   }, [running]);
-  const step = Math.max(0, STEPS.indexOf(phase ?? "queued"));
+  const failed = phase === "failed" || phase === "cancelled";
+  const shown = failed ? lastActive : phase;
+  const step = Math.max(0, STEPS.indexOf(shown ?? "queued"));
   const percent = Math.round(((step + 1) / STEPS.length) * 100);
   const elapsed = startedAt === null ? 0 : now - startedAt;
-  const failed = phase === "failed" || phase === "cancelled";
   return (
     <div class="fe-progress mt-3">
       <div
@@ -37,7 +39,9 @@ export function BuildProgress({ phase, startedAt, estimateMs, running }: Props) 
         aria-valuemin={0}
         aria-valuemax={100}
         aria-valuenow={percent}
-        aria-valuetext={`${phase ?? "queued"}, step ${step + 1} of ${STEPS.length}`}
+        aria-valuetext={
+          failed ? `${phase} during ${shown ?? "queued"}` : `${phase ?? "queued"}, step ${step + 1} of ${STEPS.length}`
+        }
       >
         <div
           class={`progress-bar${failed ? " bg-danger" : running ? " progress-bar-striped progress-bar-animated" : " bg-success"}`}
@@ -45,7 +49,7 @@ export function BuildProgress({ phase, startedAt, estimateMs, running }: Props) 
         />
       </div>
       <div class="d-flex justify-content-between small text-body-secondary mt-1">
-        <span>{phase ?? "queued"}</span>
+        <span>{failed ? `${phase} during ${shown ?? "queued"}` : (phase ?? "queued")}</span>
         <span>
           Elapsed {formatDuration(elapsed)}
           {estimateMs !== null && ` · earlier builds took about ${formatDuration(estimateMs)}`}

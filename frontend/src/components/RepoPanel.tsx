@@ -85,6 +85,7 @@ export function RepoPanel({ repo, gitRef, build, onRepo, onRef, onBuild, onCance
         {showProgress && (
           <BuildProgress
             phase={build.phase}
+            lastActive={build.lastActive}
             startedAt={build.startedAt}
             estimateMs={build.estimateMs}
             running={busy}
