@@ -100,7 +100,12 @@ class BaseHandler(RequestHandler):
         hub_auth = settings.get("hub_auth")
         if hub_auth is None:
             raise ServiceError(403, "authentication required (a form ticket)")
-        model = await hub_auth.get_user(self, sync=False)
+        try:
+            model = await hub_auth.get_user(self, sync=False)
+        except HTTPError as e:
+            if e.status_code in (401, 403):
+                raise
+            raise ServiceError(503, "JupyterHub could not be asked to check the token") from None
         if not model:
             raise ServiceError(403, "authentication required (a JupyterHub token or login)")
         return self._identity_from_model(model)

@@ -69,14 +69,13 @@ class BuilderProcess:
         if not self.port:
             self.port = free_port()
         config = self.write_config()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{self.port}",
-            "JUPYTERHUB_SERVICE_PREFIX": self.prefix,
+        env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_API_TOKEN"}
+        env.update(
+            PYTHONPATH=str(ROOT),
+            JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{self.port}",
+            JUPYTERHUB_SERVICE_PREFIX=self.prefix,
             **self.env,
-        }
-        env.pop("JUPYTERHUB_API_TOKEN", None)
+        )
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fancy_env.builder", f"--config={config}"],
