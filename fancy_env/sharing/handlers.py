@@ -73,6 +73,51 @@ class SharingHandler(SharingPage):
     def user_token(self) -> str:
         return str(self.hub_auth.get_token(self) or "")
 
+    def create_link(self, body: Any) -> tuple[L.Link, str]:
+        """Create a link for the current user from a request body; returns (link, code)."""
+        ctx, now = self.ctx, time.time()
+        policy = ctx.config.policy()
+        if not ctx.config.links_enabled:
+            raise web.HTTPError(403, "creating environment links is turned off on this hub")
+        body = self.fill_from_build(body)
+        try:
+            spec = L.parse_link_request(body, policy)
+            expires_at = L.parse_expiry(body.get("expires_in"), now, policy)
+        except L.LinkError as err:
+            raise web.HTTPError(err.status, err.message if not err.field else str(err)) from None
+        refusal = check_spec(ctx.profiles, self.current_user, spec)
+        if refusal and not self.via_ticket:
+            raise web.HTTPError(403, f"you may not share this environment: {refusal}")
+        recent = ctx.store.created_since(self.username, now - policy.rate_window)
+        decision = L.check_rate(recent, now, policy.rate_limit, policy.rate_window)
+        if not decision.allowed:
+            too_many = web.HTTPError(
+                429,
+                f"too many links: at most {policy.rate_limit} per {policy.rate_window} s; "
+                f"try again in {decision.retry_after} s",
+            )
+            too_many.headers = {"Retry-After": str(decision.retry_after)}  # type: ignore[attr-defined]
+            raise too_many
+        code = L.new_code()
+        link = L.Link(L.new_link_id(), L.hash_code(code), self.username, spec, now, expires_at)
+        ctx.store.add(link)
+        return link, code
+
+    def fill_from_build(self, body: Any) -> Any:
+        """`{profile, options, build_id}` is enough: repository, ref and the resolved commit
+        come from the build record (which the creator must have requested)."""
+        service = self.settings.get("build_service")
+        if not isinstance(body, dict) or not body.get("build_id") or body.get("repo"):
+            return body
+        if service is None:
+            return body  # parse_link_request then asks for the repository
+        build = service.store.get(str(body["build_id"]))
+        users = service.store.users(build.id) if build else []
+        if build is None or (build.user != self.username and self.username not in users):
+            raise web.HTTPError(404, f"build_id: no build {body['build_id']} of yours")
+        ref = body.get("ref") or build.ref or ("HEAD" if body.get("follow_branch") else "")
+        return {**body, "repo": build.repo, "ref": ref, "commit": build.commit}
+
     def link_url(self, code: str) -> str:
         return f"{self.ctx.prefix}l/{code}"
 
@@ -138,54 +183,9 @@ class LinksAPIHandler(APIHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        ctx, now = self.ctx, time.time()
-        policy = ctx.config.policy()
-        if not ctx.config.links_enabled:
-            raise web.HTTPError(403, "creating environment links is turned off on this hub")
-        body = self.fill_from_build(self.body())
-        try:
-            spec = L.parse_link_request(body, policy)
-            expires_at = L.parse_expiry(body.get("expires_in"), now, policy)
-        except L.LinkError as err:
-            self.refuse(err)
-            return
-        refusal = check_spec(ctx.profiles, self.current_user, spec)
-        if refusal and not self.via_ticket:
-            raise web.HTTPError(403, f"you may not share this environment: {refusal}")
-        recent = ctx.store.created_since(self.username, now - policy.rate_window)
-        decision = L.check_rate(recent, now, policy.rate_limit, policy.rate_window)
-        if not decision.allowed:
-            too_many = web.HTTPError(
-                429,
-                f"too many links: at most {policy.rate_limit} per {policy.rate_window} s; "
-                f"try again in {decision.retry_after} s",
-            )
-            too_many.headers = {"Retry-After": str(decision.retry_after)}  # type: ignore[attr-defined]
-            raise too_many
-        code = L.new_code()
-        link = L.Link(L.new_link_id(), L.hash_code(code), self.username, spec, now, expires_at)
-        ctx.store.add(link)
+        link, code = self.create_link(self.body())
         self.set_status(201)
         self.write(self.link_model(link, code=code))
-
-    def fill_from_build(self, body: Any) -> Any:
-        """`{profile, options, build_id}` is enough: repository, ref and the resolved commit
-        come from the build record (which the creator must have requested)."""
-        service = self.settings.get("build_service")
-        if not isinstance(body, dict) or not body.get("build_id") or body.get("repo"):
-            return body
-        if service is None:
-            return body  # parse_link_request then asks for the repository
-        build = service.store.get(str(body["build_id"]))
-        users = service.store.users(build.id) if build else []
-        if build is None or (build.user != self.username and self.username not in users):
-            raise web.HTTPError(404, f"build_id: no build {body['build_id']} of yours")
-        return {
-            **body,
-            "repo": build.repo,
-            "ref": body.get("ref") or build.ref,
-            "commit": build.commit,
-        }
 
 
 class LinkAPIHandler(APIHandler):
@@ -286,27 +286,13 @@ class LinkLaunchHandler(LinkPageBase):
         await flow.run(action, self.get_body_argument("build_id", ""), code)
 
 
-class MyLinksPageHandler(SharingHandler):
-    @web.authenticated
-    async def get(self) -> None:
-        show_all = self.get_argument("all", "") == "1" and self.is_admin
-        rows = self.ctx.store.list(owner=None if show_all else self.username)
-        self.render_page(
-            "mylinks.html",
-            title="Environment links",
-            links=rows,
-            now=time.time(),
-            show_all=show_all,
-            api_url=f"{self.ctx.prefix}api/links",
-        )
-
-
 def sharing_handlers(prefix: str, settings: dict[str, Any]) -> list[tuple[str, type, dict]]:
     """The sharing routes under the service prefix (e.g. `/services/fancy-env/`).
 
     `settings` is the tornado Application settings dict the routes will run with; it must
     hold a `SharingContext` under `SETTINGS_KEY`. Returned as (pattern, handler, kwargs).
     """
+    from .pages import MyLinksPageHandler
     from .shares import ShareServerHandler
 
     if SETTINGS_KEY not in settings:

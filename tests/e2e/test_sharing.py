@@ -183,7 +183,16 @@ def wait_server_page(page: Page, w: World, user: str, server: str = "") -> None:
 def test_link_pins_commit_and_image(w_fixture: World) -> None:
     w = w_fixture
     w.build = alice_builds(w)
-    link = create_link(w, {"profile": "repo", "build_id": w.build["id"], "note": "course env"})
+    # alice shares it from her recent environments (the "Environment links" page)
+    alice = w.context("alice")
+    apage = alice.new_page()
+    apage.goto(w.hub.url + SERVICE + "links")
+    row = apage.get_by_role("form", name=f"share {w.repo.url} at {w.build['commit'][:12]}")
+    row.get_by_role("button", name="Create link").click()
+    full_url = apage.get_by_role("textbox", name="Link", exact=True).input_value()
+    alice.close()
+    mine = w.service("GET", "alice", "api/links").json()["links"]
+    link = {**mine[0], "full_url": full_url}
     assert link["commit"] == w.build["commit"] and not link["follow_branch"]
     w.links["pinned"] = link
 

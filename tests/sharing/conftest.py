@@ -32,7 +32,7 @@ PROFILES = [
 SERVICE_CONFIG = f"""
 c.FancyEnvSharing.profile_list = {PROFILES!r}
 c.FancyEnvSharing.allow_named_servers = True
-c.FancyEnvSharing.link_rate_limit = 12
+c.FancyEnvSharing.link_rate_limit = 15
 c.FancyEnvSharing.link_rate_window = 3600
 c.FancyEnvSharing.stop_timeout = 30
 """

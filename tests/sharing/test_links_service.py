@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from typing import Any
@@ -206,11 +207,42 @@ def test_owner_admin_and_others(sharing_hub: HubProcess) -> None:
 
 
 def test_rate_limit(sharing_hub: HubProcess) -> None:
-    """The service allows 12 links per hour per user (tests/sharing/conftest.py)."""
-    statuses = [create_link(sharing_hub, "carol", {"profile": "small"}) for _ in range(13)]
-    assert [r.status_code for r in statuses[:12]] == [201] * 12
-    assert statuses[12].status_code == 429
-    assert int(statuses[12].headers["Retry-After"]) > 0
-    assert "too many links" in statuses[12].json()["message"]
+    """The service allows 15 links per hour per user (tests/sharing/conftest.py)."""
+    statuses = [create_link(sharing_hub, "carol", {"profile": "small"}) for _ in range(16)]
+    assert [r.status_code for r in statuses[:15]] == [201] * 15
+    assert statuses[15].status_code == 429
+    assert int(statuses[15].headers["Retry-After"]) > 0
+    assert "too many links" in statuses[15].json()["message"]
     # other users are not affected
     assert create_link(sharing_hub, "bob", {"profile": "small"}).status_code == 201
+
+
+def test_links_page_create_and_revoke(sharing_hub: HubProcess) -> None:
+    alice = Browser(sharing_hub, "alice")
+    page = alice.get(f"/{PREFIX}links")
+    assert page.status_code == 200
+    assert 'value="gpu"' in page.text  # alice may use the gpu profile: she is offered it
+    created = alice.post_form(
+        f"/{PREFIX}links",
+        {
+            "profile": "small",
+            "profile-option-small--image": "r",
+            "expires_in": "86400",
+            "note": "R course",
+        },
+    )
+    assert created.status_code == 200, created.text[-400:]
+    url = re.search(r'id="new-link-url" readonly value="([^"]+)"', created.text)
+    assert url, created.text[-800:]
+    link = store(sharing_hub).by_code_hash(L.hash_code(url.group(1).rsplit("/", 1)[1]))
+    assert link is not None and link.spec.options == {"image": "r"}
+    assert link.expires_at == pytest.approx(time.time() + 86400, abs=30)
+    # revoke from the page's own fetch(): cookie + X-XSRFToken
+    r = alice.api("DELETE", f"/{PREFIX}api/links/{link.id}")
+    assert r.status_code == 204, r.text
+    # without the XSRF header, a cookie-authenticated change is refused
+    other = create_link(sharing_hub, "alice", {"profile": "small"}).json()
+    bare = alice.session.delete(sharing_hub.url + PREFIX + f"api/links/{other['id']}", timeout=30)
+    assert bare.status_code == 403
+    bob = Browser(sharing_hub, "bob")
+    assert 'value="gpu"' not in bob.get(f"/{PREFIX}links").text  # bob is not in gpu-users
