@@ -106,6 +106,18 @@ describe("repository builds", () => {
     expect(screen.getByRole("status")).toHaveTextContent("Image ready");
   });
 
+  it("estimates the time from earlier builds of the same repository", async () => {
+    const fake = new FakeBuilder();
+    fake.history = [record({ id: "e1", started: 1000, finished: 1090 })];
+    fake.answer = record({ id: "b1", status: "queued", repo: "https://h/a.git" });
+    const s = setup(CONFIG, fake);
+    await openRepo(s);
+    await s.user.click(screen.getByRole("button", { name: "Build and start" }));
+    expect(await screen.findByText(/earlier builds took about 1:30/)).toBeInTheDocument();
+    expect(fake.calls.some((c) => c.url.endsWith("api/builds?mine=1&repo=https%3A%2F%2Fh%2Fa.git"))).toBe(true);
+    expect(screen.getByText(/Elapsed 0:0\d/)).toBeInTheDocument();
+  });
+
   it("starts at once from a cached image", async () => {
     const fake = new FakeBuilder();
     fake.answer = record({ id: "c1", status: "built", cache_hit: true });

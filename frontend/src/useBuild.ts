@@ -93,7 +93,6 @@ export function useBuild(client: BuilderClient, onBuilt: (id: string) => void): 
       const controller = new AbortController();
       abort.current = controller;
       setState({ ...IDLE, status: "requesting", startedAt: Date.now() });
-      const estimate = client.history(repo).then(estimateFrom, () => null);
       let record: BuildRecord;
       try {
         record = await client.createBuild(repo, ref);
@@ -109,7 +108,11 @@ export function useBuild(client: BuilderClient, onBuilt: (id: string) => void): 
         return;
       }
       setState((s) => ({ ...s, status: "running", id: record.id, phase: record.status }));
-      void estimate.then((estimateMs) => setState((s) => ({ ...s, estimateMs })));
+      // earlier builds of the same (normalised) repository give the estimate
+      void client.history(record.repo).then(
+        (records) => setState((s) => ({ ...s, estimateMs: estimateFrom(records) })),
+        () => undefined,
+      );
       await follow(record.id, controller);
     },
     [client, follow],
