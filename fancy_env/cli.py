@@ -49,6 +49,16 @@ from .up import (
     up_id_for,
 )
 
+
+def say(*parts: object, file: Any = None, flush: bool = True, end: str = "\n") -> None:
+    """print() that survives a closed terminal or pipe (Ctrl-C also hits `| tee`): cleanup
+    must go on even when nobody can read about it."""
+    try:
+        print(*parts, file=file or sys.stdout, flush=flush, end=end)
+    except OSError:
+        pass
+
+
 USAGE = """usage: fancy-env COMMAND [options]
 
 commands:
@@ -174,7 +184,7 @@ class UpApp(Application):
         if docker is None and not image_present(self.image):
             script = SETUP_SCRIPT if SETUP_SCRIPT.exists() else None
             if script is not None and self._may_build_image():
-                print(f"fancy-env up: building {self.image} with {script} ...", flush=True)
+                say(f"fancy-env up: building {self.image} with {script} ...", flush=True)
                 subprocess.run(["bash", str(script)], check=False)
             problems.append(image_problem(self.image, image_present(self.image), script))
         problems.append(port_problem(self.ip, self.port, port_in_use(self.ip, self.port)))
@@ -234,13 +244,13 @@ class UpApp(Application):
         try:
             hub = self._spawn_hub(settings)
             code = hub.wait()
-            print(
+            say(
                 f"fancy-env up: the hub exited with code {code}; see {self._log_path}",
                 file=sys.stderr,
             )
-            print(self._tail(), file=sys.stderr)
+            say(self._tail(), file=sys.stderr)
         except Shutdown as why:
-            print(
+            say(
                 f"\nfancy-env up: {why}: stopping the hub, its servers and services ...", flush=True
             )
         finally:
@@ -251,7 +261,7 @@ class UpApp(Application):
 
     def _fail(self, problems: list[Problem]) -> None:
         for problem in problems:
-            print(problem.render(), file=sys.stderr)
+            say(problem.render(), file=sys.stderr)
         self.exit(2)
 
     @property
@@ -298,11 +308,11 @@ class UpApp(Application):
             if hub.poll() is not None:
                 return hub
             if time.monotonic() > deadline:
-                print(
+                say(
                     f"fancy-env up: the hub did not answer within {self.start_timeout:.0f} s",
                     file=sys.stderr,
                 )
-                print(self._tail(), file=sys.stderr)
+                say(self._tail(), file=sys.stderr)
                 raise Shutdown("start timeout")
             time.sleep(0.3)
         self._banner(url, password, admin_password)
@@ -317,7 +327,7 @@ class UpApp(Application):
             return False
 
     def _banner(self, url: str, password: str, admin_password: str) -> None:
-        print(
+        say(
             f"\nfancy-env up: the hub is ready at {url}\n"
             f"    log in with any user name and the password: {password}\n"
             f"    (user 'admin' logs in with the admin password: {admin_password})\n"
@@ -344,7 +354,7 @@ class UpApp(Application):
         later = select_ours(read_proc_table(s.up_id), str(self.state), ()) - mine
         killed = stop_processes(ours | later)
         ports = {s.port, s.hub_port, s.proxy_api_port, s.builder_port} & listening_ports()
-        print(
+        say(
             f"fancy-env up: stopped ({removed} container(s) removed after the hub's own cleanup, "
             f"{len(killed)} straggler process(es) killed"
             + (f", ports still listening: {sorted(ports)}" if ports else "")
