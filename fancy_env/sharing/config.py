@@ -116,6 +116,16 @@ def _default_service_url(prefix: str) -> str:
     return f"{base}{prefix}" if base else ""
 
 
+def _hub_prefix(service_prefix: str) -> str:
+    """The hub's public prefix (`<base_url>hub/`). Managed services are not told the base_url,
+    but their prefix is `<base_url>services/<name>/`."""
+    base = os.environ.get("JUPYTERHUB_BASE_URL")
+    if not base:
+        head, sep, _ = service_prefix.rpartition("services/")
+        base = head if sep else "/"
+    return base.rstrip("/") + "/hub/"
+
+
 @dataclass
 class SharingContext:
     """Everything the sharing handlers need, put in the tornado settings under SETTINGS_KEY."""
@@ -141,8 +151,7 @@ class SharingContext:
         if not hub_api:
             raise ValueError("FancyEnvSharing.hub_api_url or $JUPYTERHUB_API_URL is required")
         if hub_prefix is None:
-            base = os.environ.get("JUPYTERHUB_BASE_URL", "/")
-            hub_prefix = base.rstrip("/") + "/hub/"
+            hub_prefix = _hub_prefix(prefix)
         return cls(
             config=config,
             store=LinkStore(db_url),

@@ -24,6 +24,9 @@ OAUTH_SCOPES = [
     "shares!user",  # create and revoke share codes for the owner's servers
 ]
 
+NO_SHARE_ROLES = """
+c.JupyterHub.extra_user_scopes.update({"access:services!service=fancy-env"})
+"""
 #: JupyterHub 6's default user role has only `self`; sharing servers needs `shares!user`.
 SHARE_ROLES = """
 c.JupyterHub.extra_user_scopes.update({"shares!user", "access:services!service=fancy-env"})
@@ -35,6 +38,7 @@ def sharing_service_config(
     service_config: str = "",
     port: int | None = None,
     name: str = "fancy-env",
+    share_scope: bool = True,
 ) -> str:
     """Hub config lines registering the standalone sharing service (no build service)."""
     state.mkdir(parents=True, exist_ok=True)
@@ -57,7 +61,7 @@ c.JupyterHub.services.append({{
     "oauth_no_confirm": True,
     "environment": {{"PYTHONPATH": {str(REPO)!r}}},
 }})
-{SHARE_ROLES}
+{SHARE_ROLES if share_scope else NO_SHARE_ROLES}
 """
 
 

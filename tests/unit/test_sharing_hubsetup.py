@@ -1,0 +1,76 @@
+"""enable_sharing(c, service): the config it writes (pure: a traitlets Config, no hub)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from traitlets.config import Config
+
+from fancy_env.sharing.hubsetup import OAUTH_SCOPES, SHARE_SCOPE, enable_sharing
+
+PROFILES = [{"display_name": "Small", "slug": "small"}]
+
+
+def service() -> dict[str, Any]:
+    return {
+        "name": "fancy-env",
+        "oauth_client_allowed_scopes": ["custom:fancy-env:build"],
+        "environment": {"FANCY_ENV_BUILDER_CONFIG": json.dumps({"BuilderApp": {"x": 1}})},
+    }
+
+
+def sharing_config(svc: dict[str, Any]) -> dict[str, Any]:
+    return dict(json.loads(svc["environment"]["FANCY_ENV_BUILDER_CONFIG"])["FancyEnvSharing"])
+
+
+@pytest.mark.parametrize(
+    ("setup", "kwargs", "expect"),
+    [
+        ({}, {}, {"allow_named_servers": False, "named_server_limit_per_user": 0}),
+        (
+            {"JupyterHub": {"allow_named_servers": True, "named_server_limit_per_user": 3}},
+            {},
+            {"allow_named_servers": True, "named_server_limit_per_user": 3},
+        ),
+        ({"FancyDockerSpawner": {"profile_list": PROFILES}}, {}, {"profile_list": PROFILES}),
+        ({"KubeSpawner": {"profile_list": PROFILES}}, {}, {"profile_list": PROFILES}),
+        ({}, {"profile_list": PROFILES}, {"profile_list": PROFILES}),
+        ({}, {"options": {"allow_one_click_launch": True}}, {"allow_one_click_launch": True}),
+    ],
+)
+def test_sharing_options(
+    setup: dict[str, Any], kwargs: dict[str, Any], expect: dict[str, Any]
+) -> None:
+    c = Config(setup)
+    svc = service()
+    enable_sharing(c, svc, **kwargs)
+    got = sharing_config(svc)
+    for key, value in expect.items():
+        assert got[key] == value, key
+    builder = json.loads(svc["environment"]["FANCY_ENV_BUILDER_CONFIG"])["BuilderApp"]
+    assert builder == {"x": 1}  # the build service's own config is kept
+
+
+def test_callable_profile_list_is_not_passed() -> None:
+    c = Config({"FancyKubeSpawner": {"profile_list": "not-a-list"}})
+    svc = service()
+    enable_sharing(c, svc)
+    assert "profile_list" not in sharing_config(svc)
+
+
+@pytest.mark.parametrize("share_servers", [True, False])
+def test_scopes(share_servers: bool) -> None:
+    c = Config()
+    c.JupyterHub.extra_user_scopes = {"custom:fancy-env:build"}
+    svc = service()
+    enable_sharing(c, svc, share_servers=share_servers)
+    scopes = svc["oauth_client_allowed_scopes"]
+    assert scopes[0] == "custom:fancy-env:build"
+    assert set(OAUTH_SCOPES) - {SHARE_SCOPE} <= set(scopes)
+    assert (SHARE_SCOPE in scopes) is share_servers
+    assert (SHARE_SCOPE in c.JupyterHub.extra_user_scopes) is share_servers
+    assert "custom:fancy-env:build" in c.JupyterHub.extra_user_scopes
+    enable_sharing(c, svc, share_servers=share_servers)  # idempotent
+    assert len(svc["oauth_client_allowed_scopes"]) == len(scopes)
