@@ -11,6 +11,7 @@ marked failed with "interrupted by restart".
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import socket
@@ -187,8 +188,12 @@ class BuildService:
         try:
             await self.executor.run(active.job, active.log_line)
         except asyncio.CancelledError:
-            phase, reason = active.stop_reason or ("failed", "stopped")
-            self._finish(active, phase, reason)
+            if active.stop_reason is not None:
+                self._finish(active, *active.stop_reason)
+            elif self.executor.can_adopt:
+                self._flush(active)  # the service stops; the next one adopts the build
+            else:
+                self._finish(active, "failed", INTERRUPTED)
         except BuildFailed as e:
             self._finish(active, "failed", e.reason)
         except Exception as e:  # noqa: BLE001 - any executor error fails the build, visibly
@@ -275,6 +280,11 @@ class BuildService:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self.executor.shutting_down = True
+        running = [a.task for a in self.active.values() if a.task is not None]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         self.flush_all()
         await self.executor.close()
 
@@ -288,6 +298,9 @@ class BuildService:
                 self.queue.submit(active)
             elif await self.executor.is_running(self._job(build)):
                 active = self._activate(build, base)
+                stored = self.store.lines(build.id, max(base - 1, 0))
+                resume = stored[-1].time if stored else 0.0
+                active.job = dataclasses.replace(active.job, resume_after=resume)
                 active.emit(build.status, "Adopted the running build after a restart")
                 self.queue.adopt(active)
                 self._start(active)

@@ -35,12 +35,15 @@ class BuildJob:
     subdir: str
     image: str
     push: bool
+    resume_after: float = 0.0  # adopted after a restart: the time of the last stored line
 
 
 class Executor(LoggingConfigurable):
     """Base class: subclasses implement `run` and, if they can, `is_running`."""
 
     name = "base"
+    can_adopt = False  # True if builds outlive the service and `run` can attach to them
+    shutting_down = False  # set when the service stops: don't tear down adoptable builds
 
     async def run(self, job: BuildJob, emit: Emit) -> None:
         raise NotImplementedError

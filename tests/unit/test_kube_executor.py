@@ -1,0 +1,234 @@
+"""Build pods: the pure manifest against literal dicts, the API calls against a fake API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+
+import pytest
+
+from fancy_env.builder.executors.base import BuildFailed, BuildJob
+from fancy_env.builder.executors.kube import (
+    KubernetesExecutor,
+    build_pod_manifest,
+    pod_name,
+    split_timestamp,
+)
+from tests.support.fake_k8s import FakeKubeAPI
+
+JOB = BuildJob(
+    build_id="b1", repo="https://github.com/o/r", ref="main", commit="a" * 40, subdir="env",
+    image="registry.example/fe/github-2ecom-2fo-2fr:" + "a" * 40, push=True,
+)  # fmt: skip
+NAME = pod_name(JOB.image)
+
+
+def test_pod_name_is_deterministic_dns_label() -> None:
+    assert NAME == pod_name(JOB.image) != pod_name(JOB.image + "x")
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", NAME) and len(NAME) <= 63
+
+
+def test_manifest_full() -> None:
+    manifest = build_pod_manifest(
+        JOB, namespace="builds", build_image="r2d:1", registry_secret="reg",
+        resources={"limits": {"memory": "2Gi"}}, node_selector={"pool": "build"},
+    )  # fmt: skip
+    assert manifest == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": NAME,
+            "namespace": "builds",
+            "labels": {"app.kubernetes.io/name": "fancy-env", "app.kubernetes.io/component": "build"},
+            "annotations": {
+                "fancy-env/image": JOB.image,
+                "fancy-env/repo": "https://github.com/o/r",
+                "fancy-env/commit": "a" * 40,
+            },
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "nodeSelector": {"pool": "build"},
+            "volumes": [
+                {"name": "docker-socket",
+                 "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}},
+            ],
+            "containers": [
+                {
+                    "name": "builder",
+                    "image": "r2d:1",
+                    "args": [
+                        "repo2docker", "--engine", "docker", "--json-logs", "--no-run",
+                        "--user-id", "1000", "--user-name", "jovyan",
+                        "--image-name", JOB.image, "--ref", "a" * 40,
+                        "--push", "--subdir", "env", "https://github.com/o/r",
+                    ],
+                    "env": [
+                        {"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"},
+                        {"name": "CONTAINER_ENGINE_REGISTRY_CREDENTIALS",
+                         "valueFrom": {"secretKeyRef": {"name": "reg", "key": "credentials"}}},
+                    ],
+                    "resources": {"limits": {"memory": "2Gi"}},
+                    "securityContext": {"allowPrivilegeEscalation": False},
+                    "volumeMounts": [
+                        {"name": "docker-socket", "mountPath": "/var/run/docker.sock"}
+                    ],
+                }
+            ],
+        },
+    }  # fmt: skip
+
+
+def test_manifest_minimal() -> None:
+    job = BuildJob("b", "https://x.org/r", "", "b" * 40, "", "fe/x:" + "b" * 40, push=False)
+    manifest = build_pod_manifest(job, namespace="ns", build_image="r2d:1", docker_socket="")
+    assert manifest["spec"] == {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "containers": [
+            {
+                "name": "builder",
+                "image": "r2d:1",
+                "args": [
+                    "repo2docker", "--engine", "docker", "--json-logs", "--no-run",
+                    "--user-id", "1000", "--user-name", "jovyan",
+                    "--image-name", "fe/x:" + "b" * 40, "--ref", "b" * 40, "https://x.org/r",
+                ],
+                "env": [{"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"}],
+                "resources": {},
+                "securityContext": {"allowPrivilegeEscalation": False},
+            }
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("2024-01-02T03:04:05.500000000Z hello world", (1704164645.5, "hello world")),
+        ("2024-01-02T03:04:05Z x", (1704164645.0, "x")),
+        ("not-a-time message", (0.0, "not-a-time message")),
+    ],
+)
+def test_split_timestamp(line: str, expected: tuple[float, str]) -> None:
+    when, message = split_timestamp(line)
+    assert (round(when, 3), message) == expected
+
+
+def r2d(phase: str, message: str) -> str:
+    return json.dumps({"message": message + "\n", "phase": phase})
+
+
+LINES = [
+    r2d("fetching", "Picked Git content provider."),
+    r2d("building", "Step 1/2 : FROM base"),
+    r2d("building", "[fancy-env] pushing " + JOB.image),
+    r2d("building", "Pushed"),
+]
+
+
+async def executor_for(api: FakeKubeAPI) -> KubernetesExecutor:
+    return KubernetesExecutor(api_url=api.url, namespace="ns", poll_interval=0.01)
+
+
+async def test_run_creates_streams_and_deletes() -> None:
+    api = await FakeKubeAPI(log_lines=LINES).start()
+    executor = await executor_for(api)
+    seen: list[tuple[str, str]] = []
+    try:
+        await executor.run(JOB, lambda p, m: seen.append((p, m)))
+    finally:
+        await executor.close()
+        api.stop()
+    assert api.created == [NAME] and api.deleted == [NAME]
+    assert seen[0] == ("fetching", f"Started build pod {NAME}")
+    assert ("fetching", "Picked Git content provider.") in seen
+    assert ("building", "Step 1/2 : FROM base") in seen
+    assert seen[-1] == ("pushing", "Pushed")
+
+
+async def test_second_request_attaches_to_running_pod() -> None:
+    api = await FakeKubeAPI(log_lines=LINES).start()
+    api.pods[NAME] = {**build_pod_manifest(JOB, namespace="ns", build_image="r2d"),
+                      "status": {"phase": "Running"}}  # fmt: skip
+    executor = await executor_for(api)
+    seen: list[tuple[str, str]] = []
+    try:
+        assert await executor.is_running(JOB)
+        await executor.run(JOB, lambda p, m: seen.append((p, m)))
+    finally:
+        await executor.close()
+        api.stop()
+    assert api.created == []
+    assert seen[0] == ("fetching", f"Attached to the running build pod {NAME}")
+
+
+async def test_failed_pod_fails_the_build() -> None:
+    api = await FakeKubeAPI(log_lines=LINES[:2], final_phase="Failed").start()
+    executor = await executor_for(api)
+    try:
+        with pytest.raises(BuildFailed, match="ended with phase Failed"):
+            await executor.run(JOB, lambda p, m: None)
+        assert not await executor.is_running(JOB)
+    finally:
+        await executor.close()
+        api.stop()
+    assert api.deleted == [NAME]
+
+
+async def test_cancel_deletes_pod_but_shutdown_keeps_it() -> None:
+    api = await FakeKubeAPI(log_lines=LINES * 50, line_delay=0.02).start()
+    executor = await executor_for(api)
+    try:
+        task = asyncio.create_task(executor.run(JOB, lambda p, m: None))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert api.deleted == [NAME]
+
+        executor.shutting_down = True
+        task = asyncio.create_task(executor.run(JOB, lambda p, m: None))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert api.deleted == [NAME] and NAME in api.pods
+    finally:
+        await executor.close()
+        api.stop()
+
+
+async def test_adoption_skips_lines_already_stored() -> None:
+    api = await FakeKubeAPI(log_lines=LINES, line_delay=0.05).start()
+    api.pods[NAME] = {**build_pod_manifest(JOB, namespace="ns", build_image="r2d"),
+                      "status": {"phase": "Running"}}  # fmt: skip
+    executor = await executor_for(api)
+    first: list[tuple[str, str]] = []
+    try:
+        await executor.run(JOB, lambda p, m: first.append((p, m)))
+        api.pods[NAME] = {**build_pod_manifest(JOB, namespace="ns", build_image="r2d"),
+                          "status": {"phase": "Running"}}  # fmt: skip
+        resume = api.line_times[1] + 0.001  # lines 1 and 2 were stored before a restart
+        adopted: list[tuple[str, str]] = []
+        from dataclasses import replace
+
+        await executor.run(replace(JOB, resume_after=resume), lambda p, m: adopted.append((p, m)))
+    finally:
+        await executor.close()
+        api.stop()
+    assert [m for _, m in adopted[1:]] == [m for _, m in first[-2:]]
+
+
+@pytest.mark.cluster
+@pytest.mark.skipif(not os.environ.get("FANCY_ENV_TEST_KUBECONFIG"), reason="needs a cluster")
+async def test_real_cluster_build_pod() -> None:  # pragma: no cover - needs a cluster
+    os.environ["KUBECONFIG"] = os.environ["FANCY_ENV_TEST_KUBECONFIG"]
+    executor = KubernetesExecutor(namespace=os.environ.get("FANCY_ENV_TEST_NAMESPACE", "default"))
+    try:
+        assert not await executor.is_running(JOB)
+    finally:
+        await executor.close()
