@@ -41,7 +41,10 @@ def test_manifest_full() -> None:
         "metadata": {
             "name": NAME,
             "namespace": "builds",
-            "labels": {"app.kubernetes.io/name": "fancy-env", "app.kubernetes.io/component": "build"},
+            "labels": {
+                "app.kubernetes.io/name": "fancy-env",
+                "app.kubernetes.io/component": "build",
+            },
             "annotations": {
                 "fancy-env/image": JOB.image,
                 "fancy-env/repo": "https://github.com/o/r",
