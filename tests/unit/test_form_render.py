@@ -13,6 +13,7 @@ import pytest
 from fancy_env import form, tickets
 from fancy_env.profiles import parse_profile_list, visible_profiles
 
+BUNDLE = form.bundle  # the real one, before the fixture replaces it
 SECRET = "00ff" * 16  # hex, as fancy_env.setup(c) shares it with the build service
 
 PROFILE_LIST: list[dict[str, Any]] = [
@@ -63,6 +64,12 @@ PROFILE_LIST: list[dict[str, Any]] = [
         "kubespawner_override": {"image": "ADMIN-ONLY-7"},
     },
 ]
+
+
+@pytest.fixture(autouse=True)
+def fake_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests do not depend on `npm run build` having run."""
+    monkeypatch.setattr(form, "bundle", lambda *a: ("/* js */", "/* css */"))
 
 
 def spawner(base_url: str = "/", server: str = "", builder: str = "/services/fancy-env/") -> Any:
@@ -226,9 +233,11 @@ def test_script_json_cannot_close_the_element(value: str, expected: str) -> None
 def test_bundle_is_inlined_and_cannot_close_its_script(tmp_path: Any) -> None:
     (tmp_path / "form.js").write_text('var s="</script>";')
     (tmp_path / "form.css").write_text("a{color:red}")
-    js, css = form.bundle(tmp_path) or ("", "")
+    js, css = BUNDLE(tmp_path) or ("", "")
     assert js == 'var s="<\\/script>";' and css == "a{color:red}"
-    assert form.bundle(tmp_path / "missing") is None
+    assert BUNDLE(tmp_path / "missing") is None
+    page = form.page_html([], {}, {"profiles": []}, (js, css))
+    assert '<script id="fancy-env-form-js">var s="<\\/script>";</script>' in page
 
 
 def test_plain_form_only_when_bundle_missing(monkeypatch: pytest.MonkeyPatch) -> None:
