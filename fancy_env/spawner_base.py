@@ -312,20 +312,22 @@ def _configured_spawner_class(config: Config) -> type | None:
 def install_startup_check() -> None:
     """Make a starting JupyterHub check profile_list before it opens its doors.
 
-    Imported by the hub while it loads its config (`spawner_class = "fancy-docker"` or
-    `from fancy_env import …`), this wraps that hub's `init_hub` step, which runs after the
-    whole config is loaded: a broken profile_list stops the hub with the exact path, and each
-    prefix-regex warning is logged. Outside a starting hub it does nothing.
+    Our module is imported by the hub while it loads its config or its entry points
+    (`spawner_class = "fancy-docker"`, `from fancy_env import …`); this wraps
+    `JupyterHub.init_hub`, a step that runs after the whole config is loaded. A broken
+    profile_list then stops the hub with the exact path, and each prefix-regex warning is
+    logged. The wrapper does nothing for other spawner classes, and nothing is wrapped when
+    `jupyterhub.app` is not loaded (we are not inside a hub).
     """
     app_module = sys.modules.get("jupyterhub.app")
-    if app_module is None or not app_module.JupyterHub.initialized():
+    if app_module is None:
         return
-    app = app_module.JupyterHub.instance()
-    if getattr(app, "_fancy_env_startup_check", False):
+    hub_class = app_module.JupyterHub
+    original = hub_class.init_hub
+    if getattr(original, "_fancy_env_startup_check", False):
         return
-    original = app.init_hub
 
-    def init_hub_with_profile_check() -> None:
+    def init_hub(app: Any) -> None:
         cls = app.spawner_class
         if isinstance(cls, type) and issubclass(cls, FancySpawnerMixin):
             try:
@@ -336,10 +338,10 @@ def install_startup_check() -> None:
                 app.exit(1)
             for warning in warnings:
                 app.log.warning("fancy_env: %s", warning)
-        original()
+        original(app)
 
-    app.init_hub = init_hub_with_profile_check
-    app._fancy_env_startup_check = True
+    init_hub._fancy_env_startup_check = True  # type: ignore[attr-defined]
+    hub_class.init_hub = init_hub
 
 
 install_startup_check()

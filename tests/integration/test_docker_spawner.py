@@ -24,7 +24,7 @@ from tests.support.hub import HubProcess
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-SPAWNER = "fancy_env.spawner_docker.FancyDockerSpawner"
+SPAWNER = "fancy-docker"  # the jupyterhub.spawners entry point (package installed by scripts)
 # the hub runs in its own directory: make the checkout importable even when not installed
 REPO = Path(__file__).resolve().parents[2]
 HUB_ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -248,4 +248,23 @@ def test_unhonoured_override_key_stops_the_hub(
     assert (
         "profile_list[0].kubespawner_override.node_selector: FancyDockerSpawner cannot "
         "honour 'node_selector'" in log
+    ), log[-3000:]
+
+
+def test_broken_profile_list_stops_a_kube_hub(tmp_path: Any) -> None:
+    """Same start-up check for FancyKubeSpawner with an unchanged c.KubeSpawner.profile_list
+    (no cluster needed: the hub exits before any spawner exists)."""
+    config = """
+c.JupyterHub.spawner_class = "fancy-kube"
+c.KubeSpawner.profile_list = [
+    {"display_name": "A"},
+    {"display_name": "B", "profile_options": {"image": {"choices": {"py311": {
+        "display_name": "Python", "kubespawner_override": "image=x"}}}}},
+]
+"""
+    code, log = HubProcess(tmp_path / "kube", config=config, env=HUB_ENV).run_to_exit()
+    assert code == 1
+    assert (
+        "fancy_env: invalid profile_list: profile_list[1].profile_options.image.choices.py311"
+        ".kubespawner_override: must be a dict, not str" in log
     ), log[-3000:]

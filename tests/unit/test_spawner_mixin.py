@@ -260,3 +260,13 @@ def test_check_config_ignores_other_spawners_and_callables() -> None:
     c.KubeSpawner.profile_list = "nonsense"
     assert check_config(c) == []
     assert check_config(hub_config(lambda s: "nonsense")) == []
+
+
+def test_entry_points_name_our_spawners() -> None:
+    from importlib.metadata import entry_points
+
+    from fancy_env.spawner_kube import FancyKubeSpawner
+
+    spawners = {ep.name: ep for ep in entry_points(group="jupyterhub.spawners")}
+    assert spawners["fancy-docker"].load() is FancyDockerSpawner
+    assert spawners["fancy-kube"].load() is FancyKubeSpawner
