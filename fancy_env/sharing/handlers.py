@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -36,6 +37,7 @@ class SharingHandler(SharingPage):
     """Base: resolves the user (HubOAuth cookie, API token, or the form's ticket)."""
 
     via_ticket = False
+    accepts_ticket = False  # only the JSON API takes the spawn form's ticket
 
     @property
     def ctx(self) -> SharingContext:
@@ -45,7 +47,7 @@ class SharingHandler(SharingPage):
     async def prepare(self) -> None:
         ticket = self.request.headers.get(tickets.HEADER)
         secret = self.settings.get("ticket_secret")
-        if ticket and secret:
+        if ticket and secret and self.accepts_ticket:
             try:
                 name = tickets.verify(secret, ticket)
             except tickets.TicketError as err:
@@ -85,6 +87,7 @@ class SharingHandler(SharingPage):
             expires_at = L.parse_expiry(body.get("expires_in"), now, policy)
         except L.LinkError as err:
             raise web.HTTPError(err.status, err.message if not err.field else str(err)) from None
+        spec = self.normalise_repo(spec)
         refusal = check_spec(ctx.profiles, self.current_user, spec)
         if refusal and not self.via_ticket:
             raise web.HTTPError(403, f"you may not share this environment: {refusal}")
@@ -102,6 +105,20 @@ class SharingHandler(SharingPage):
         link = L.Link(L.new_link_id(), L.hash_code(code), self.username, spec, now, expires_at)
         ctx.store.add(link)
         return link, code
+
+    def normalise_repo(self, spec: L.LinkSpec) -> L.LinkSpec:
+        """The repository as the build service names it (shorthands expanded), refused with
+        the build service's reason when it would never build it."""
+        service = self.settings.get("build_service")
+        if service is None or not spec.repo:
+            return spec
+        from ..repos import RepoError, parse_repo
+
+        try:
+            parsed = parse_repo(spec.repo, spec.ref, "", service.policy)
+        except RepoError as err:
+            raise web.HTTPError(400, f"repo: {err.reason}") from None
+        return dataclasses.replace(spec, repo=parsed.url)
 
     def fill_from_build(self, body: Any) -> Any:
         """`{profile, options, build_id}` is enough: repository, ref and the resolved commit
@@ -124,6 +141,7 @@ class SharingHandler(SharingPage):
 
 class APIHandler(SharingHandler):
     json_errors = True
+    accepts_ticket = True
 
     def get_login_url(self) -> str:
         raise web.HTTPError(403, "log in to the hub, or send an API token")
