@@ -128,6 +128,12 @@ class UpApp(Application):
         server on this machine, as the tests use). Off by default: a hub must not let users
         make it fetch from its own loopback services.""",
     )
+    sharing = Bool(
+        True,
+        config=True,
+        help="""Turn on sharing (environment links and server share codes, see docs/sharing.md)
+        with `enable_sharing`. Off with --no-sharing, e.g. to try the form and builds alone.""",
+    )
     build_image = Bool(
         False,
         config=True,
@@ -157,6 +163,10 @@ class UpApp(Application):
         "allow-loopback-repos": (
             {"UpApp": {"allow_loopback_repos": True}},
             "Allow repository builds from http://127.0.0.1 / localhost (tests, local Git servers).",
+        ),
+        "no-sharing": (
+            {"UpApp": {"sharing": False}},
+            "Do not turn on environment links and server share codes.",
         ),
         "build-image": (
             {"UpApp": {"build_image": True}},
@@ -211,6 +221,7 @@ class UpApp(Application):
             image=self.image,
             allow_loopback_repos=self.allow_loopback_repos,
             user_config=user_config,
+            sharing=self.sharing,
             up_id=up_id_for(self.state),
             profile_list=default_profile_list(self.image, self.allow_loopback_repos),
         )

@@ -170,6 +170,7 @@ class HubSettings:
     image: str = SINGLEUSER_IMAGE
     allow_loopback_repos: bool = False
     user_config: Path | None = None
+    sharing: bool = True
     up_id: str = ""
     profile_list: list[dict[str, Any]] = field(default_factory=list)
 
@@ -224,7 +225,16 @@ fancy_env.setup(
     port={builder_port},
     allow_loopback_repos={allow_loopback_repos!r},
 )
-{user_config}"""
+{user_config}{sharing}"""
+
+
+SHARING = """
+# Sharing: environment links and server share codes. After your config, so that it sees your
+# profile_list; `fancy-env up --no-sharing` leaves it off.
+from fancy_env.sharing.hubsetup import enable_sharing
+
+enable_sharing(c, next(s for s in c.JupyterHub.services if s["name"] == "fancy-env"))
+"""
 
 
 def render_hub_config(s: HubSettings, when: datetime | None = None) -> str:
@@ -250,6 +260,7 @@ def render_hub_config(s: HubSettings, when: datetime | None = None) -> str:
         profile_list=profiles,
         allow_loopback_repos=s.allow_loopback_repos,
         user_config=user,
+        sharing=SHARING if s.sharing else "",
     )
 
 

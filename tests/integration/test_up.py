@@ -68,6 +68,23 @@ def _server_ready(up: UpProcess, session: requests.Session) -> bool:
     return session.get(up.url + "user/alice/", timeout=30).status_code == 200
 
 
+def test_build_service_and_sharing_answer(up: UpProcess) -> None:
+    up.start()
+    health = requests.get(up.url + "services/fancy-env/health", timeout=10)
+    assert health.status_code == 200, health.text
+    session = up.login("dora")
+    links = session.get(up.url + "services/fancy-env/links", timeout=30)
+    assert links.status_code == 200 and "services/fancy-env/links" in links.url, links.text[:300]
+    assert up.interrupt() == 0
+
+
+def test_no_sharing_leaves_it_off(up: UpProcess) -> None:
+    up.extra = ["--no-sharing"]
+    up.start()
+    assert "enable_sharing" not in (up.state / "jupyterhub_config.py").read_text()
+    assert up.interrupt() == 0
+
+
 def test_second_up_reuses_the_state_dir(up: UpProcess) -> None:
     up.start()
     first_password = up.password

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -232,9 +233,19 @@ def test_render_hub_config(tmp_path: Path, with_user_config: bool) -> None:
     assert "allow_loopback_repos=True" in text
     assert "FANCY_ENV_UP_PASSWORD" in text  # the password itself never goes to disk
     if user is not None:
-        assert text.rstrip().splitlines()[-1].startswith(f"load_subconfig({str(user)!r})")
+        assert f"load_subconfig({str(user)!r})" in text
+        # sharing comes after the user's config, so it sees the final profile_list
+        assert text.index("load_subconfig(") < text.index("enable_sharing(c")
     else:
         assert "load_subconfig" not in text
+
+
+@pytest.mark.parametrize("sharing", [True, False])
+def test_render_sharing_switch(tmp_path: Path, sharing: bool) -> None:
+    settings = dataclasses.replace(_settings(tmp_path), sharing=sharing)
+    text = render_hub_config(settings)
+    assert ("enable_sharing(c" in text) == sharing
+    ast.parse(text)
 
 
 def test_rendered_profiles_round_trip(tmp_path: Path) -> None:

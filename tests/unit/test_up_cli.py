@@ -48,6 +48,8 @@ def test_build_is_dispatched_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--allow-loopback-repos"], "allow_loopback_repos", True),
         ([], "allow_loopback_repos", False),
         (["--build-image"], "build_image", True),
+        ([], "sharing", True),
+        (["--no-sharing"], "sharing", False),
         (["--image", "me/img:1"], "image", "me/img:1"),
         (["--config", "my.py"], "config_file", "my.py"),
         (["--ip", "0.0.0.0"], "ip", "0.0.0.0"),
