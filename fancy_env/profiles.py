@@ -107,6 +107,8 @@ class Profile:
     access: Access = Access()
     repository_build: RepositoryBuild = RepositoryBuild()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: where it was written, e.g. "profile_list[2]" or "profile_list['gpu']" (for messages)
+    path: str = field(default="", compare=False, repr=False)
 
     def option(self, name: str) -> ProfileOption | None:
         return next((o for o in self.options if o.name == name), None)
@@ -291,6 +293,7 @@ def _parse_profile(raw: Any, path: str) -> Profile:
             raw.get("repository_build"), f"{path}.repository_build"
         ),
         raw=dict(raw),
+        path=path,
     )
 
 
@@ -402,7 +405,8 @@ def regex_warnings(profiles: Iterable[Profile]) -> list[str]:
                 continue
             if _ends_anchored(_sre_parser.parse(regex)):
                 continue
-            path = f"profile_list[{i}].profile_options.{option.name}.unlisted_choice"
+            base = profile.path or f"profile_list[{i}]"
+            path = f"{base}.profile_options.{option.name}.unlisted_choice"
             warnings.append(
                 f"{path}.validation_regex: {regex!r} is not anchored at the end; fancy_env "
                 f"matches the whole value (re.fullmatch), KubeSpawner matched only a prefix "

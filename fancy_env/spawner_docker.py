@@ -106,7 +106,7 @@ class FancyDockerSpawner(FancySpawnerMixin, DockerSpawner):
             for key, paths in override_keys(profile).items():
                 if key not in DOCKER_OVERRIDE_KEYS:
                     raise ProfileConfigError(
-                        f"profile_list[{i}].{paths[0]}",
+                        f"{profile.path or f'profile_list[{i}]'}.{paths[0]}",
                         f"FancyDockerSpawner cannot honour {key!r}. Honoured keys: "
                         f"{', '.join(sorted(DOCKER_OVERRIDE_KEYS))}.",
                     )
@@ -116,7 +116,8 @@ class FancyDockerSpawner(FancySpawnerMixin, DockerSpawner):
                 try:
                     traits[key].validate(probe, value)
                 except TraitError as e:
-                    raise ProfileConfigError(f"profile_list[{i}].{path}", str(e)) from None
+                    base = profile.path or f"profile_list[{i}]"
+                    raise ProfileConfigError(f"{base}.{path}", str(e)) from None
                 except Exception:  # noqa: BLE001 - a trait needing an instance: skip the check
                     continue
 

@@ -204,6 +204,11 @@ ERROR_CASES = [
     ),
     ([profile(repository_build=True)], "profile_list[0].repository_build", "must be a dict"),
     ([profile("!!!")], "profile_list[0].display_name", "empty slug"),
+    (
+        {"b": profile("B", default=1), "a": profile("A")},
+        "profile_list['b'].default",
+        "true or false",
+    ),
 ]
 
 
