@@ -128,7 +128,11 @@ def test_build_and_start_then_cached_then_recent(
 ) -> None:
     h, _ = hub
     repo, token = env_repo(repos, docker_engine, "env", "RUN sleep 3\n")
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
     login(page, h, "bob")
+    ticket = form_config(page)["ticket"]
+    assert ticket
     page.get_by_label("Repository URL").fill(repo.url)
     page.get_by_label("Branch, tag or commit").fill("main")
     page.get_by_role("button", name="Build and start").click()
@@ -139,6 +143,9 @@ def test_build_and_start_then_cached_then_recent(
     screenshot(page, artifacts, "form-building")
     # one click: the form submits itself when the image is built
     page.wait_for_url("**/user/bob/**", timeout=BUILD_MS)
+    # the ticket travelled in a header only: never in a URL, never in browser storage
+    assert not [u for u in urls if ticket in u]
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
     assert marker_of(page, h, "bob") == token
     options = h.api("GET", "/users/bob").json()["servers"][""]["user_options"]
     assert options["profile"] == "small" and options["build_id"]
