@@ -59,6 +59,7 @@ def say(*parts: object, file: Any = None, flush: bool = True, end: str = "\n") -
         pass
 
 
+START_TIMEOUT = "start timeout"
 USAGE = """usage: fancy-env COMMAND [options]
 
 commands:
@@ -253,7 +254,9 @@ class UpApp(Application):
         hub: subprocess.Popen[bytes] | None = None
         code = 0
         try:
-            hub = self._spawn_hub(settings)
+            hub, passwords = self._launch_hub(settings)
+            if self._wait_ready(hub):
+                self._banner(*passwords)
             code = hub.wait()
             say(
                 f"fancy-env up: the hub exited with code {code}; see {self._log_path}",
@@ -261,6 +264,7 @@ class UpApp(Application):
             )
             say(self._tail(), file=sys.stderr)
         except Shutdown as why:
+            code = 1 if str(why) == START_TIMEOUT else 0
             say(
                 f"\nfancy-env up: {why}: stopping the hub, its servers and services ...", flush=True
             )
@@ -285,7 +289,8 @@ class UpApp(Application):
         except OSError:
             return ""
 
-    def _spawn_hub(self, settings: HubSettings) -> subprocess.Popen[bytes]:
+    def _launch_hub(self, settings: HubSettings) -> tuple[subprocess.Popen[bytes], list[str]]:
+        """Start JupyterHub in its own session (a Ctrl-C reaches only us); new passwords."""
         password, admin_password = secrets.token_urlsafe(12), secrets.token_urlsafe(32)
         env = {
             **os.environ,
@@ -313,21 +318,27 @@ class UpApp(Application):
                 env=env,
                 start_new_session=True,
             )
-        url = f"http://{connect_host(self.ip)}:{self.port}{self.base_url}"
+        return hub, [password, admin_password]
+
+    @property
+    def url(self) -> str:
+        return f"http://{connect_host(self.ip)}:{self.port}{self.base_url}"
+
+    def _wait_ready(self, hub: subprocess.Popen[bytes]) -> bool:
+        """True once /hub/health answers; False if the hub exited; Shutdown on timeout."""
         deadline = time.monotonic() + self.start_timeout
-        while not self._healthy(url):
+        while not self._healthy(self.url):
             if hub.poll() is not None:
-                return hub
+                return False
             if time.monotonic() > deadline:
                 say(
                     f"fancy-env up: the hub did not answer within {self.start_timeout:.0f} s",
                     file=sys.stderr,
                 )
                 say(self._tail(), file=sys.stderr)
-                raise Shutdown("start timeout")
+                raise Shutdown(START_TIMEOUT)
             time.sleep(0.3)
-        self._banner(url, password, admin_password)
-        return hub
+        return True
 
     @staticmethod
     def _healthy(url: str) -> bool:
@@ -337,7 +348,8 @@ class UpApp(Application):
         except OSError:
             return False
 
-    def _banner(self, url: str, password: str, admin_password: str) -> None:
+    def _banner(self, password: str, admin_password: str) -> None:
+        url = self.url
         say(
             f"\nfancy-env up: the hub is ready at {url}\n"
             f"    log in with any user name and the password: {password}\n"

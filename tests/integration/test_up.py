@@ -140,6 +140,19 @@ def test_user_config_overrides_defaults(up: UpProcess, tmp_path: Path) -> None:
     assert up.interrupt() == 0
 
 
+def test_hub_that_cannot_start_ends_up_cleanly(up: UpProcess, tmp_path: Path) -> None:
+    mine = tmp_path / "broken_config.py"
+    mine.write_text(
+        "c.FancyDockerSpawner.profile_list = [{'display_name': 'No slug'}]\n"
+        "c.FancyDockerSpawner.profile_list[0]['kubespawner_override'] = {'nope': 1}\n"
+    )
+    up.extra = ["--config", str(mine)]
+    code, out = up.run_to_exit(timeout=120)
+    assert code == 1, out
+    assert "the hub exited with code" in out and "Traceback (most recent call last)" not in out
+    assert leftovers(up.state, set()) == ([], {}, set())
+
+
 def test_up_id_matches_package(tmp_path: Path) -> None:
     from fancy_env.up import up_id_for
 
