@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 import requests
 
+from fancy_env import tickets
 from fancy_env.sharing import links as L
 from fancy_env.sharing.store import LinkStore
 from tests.support.hub import HubProcess
 from tests.support.net import wait_for
-from tests.support.sharing import Browser
+from tests.support.sharing import TICKET_SECRET_HEX, Browser
 
 PREFIX = "services/fancy-env/"
 
@@ -246,3 +247,23 @@ def test_links_page_create_and_revoke(sharing_hub: HubProcess) -> None:
     assert bare.status_code == 403
     bob = Browser(sharing_hub, "bob")
     assert 'value="gpu"' not in bob.get(f"/{PREFIX}links").text  # bob is not in gpu-users
+
+
+def test_form_ticket_creates_links(sharing_hub: HubProcess) -> None:
+    """The spawn form authenticates with its ticket (X-Fancy-Env-Ticket), not a cookie."""
+    url = sharing_hub.url + PREFIX + "api/links"
+    secret = bytes.fromhex(TICKET_SECRET_HEX)
+    ticket = tickets.mint(secret, "alice", 60)
+    r = requests.post(url, headers={tickets.HEADER: ticket}, json={"profile": "small"}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert r.json()["owner"] == "alice"
+    forged = tickets.mint(b"another secret", "alice", 60)
+    r = requests.post(url, headers={tickets.HEADER: forged}, json={"profile": "small"}, timeout=30)
+    assert r.status_code == 403 and "ticket" in r.json()["message"]
+    expired = tickets.mint(secret, "alice", 1, now=time.time() - 10)
+    r = requests.post(url, headers={tickets.HEADER: expired}, json={"profile": "small"}, timeout=30)
+    assert r.status_code == 403
+    # tickets open the JSON API only, never the pages
+    page = requests.get(sharing_hub.url + PREFIX + "links", headers={tickets.HEADER: ticket},
+                        allow_redirects=False, timeout=30)  # fmt: skip
+    assert page.status_code == 302 and "oauth2/authorize" in page.headers["Location"]

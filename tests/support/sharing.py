@@ -15,6 +15,8 @@ from .hub import HubProcess
 from .net import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
+#: the form-ticket secret the standalone sharing service is started with (hex)
+TICKET_SECRET_HEX = "73686172696e672d7465737473"
 
 #: What the service asks for on behalf of a logged-in user (see docs/sharing.md).
 OAUTH_SCOPES = [
@@ -52,6 +54,7 @@ def sharing_service_config(
         f"--db-url=sqlite:///{state}/links.sqlite",
         f"--config={cfg}",
     ]
+    env = {"PYTHONPATH": str(REPO), "FANCY_ENV_TICKET_SECRET": TICKET_SECRET_HEX}
     return f"""
 c.JupyterHub.services.append({{
     "name": {name!r},
@@ -59,7 +62,7 @@ c.JupyterHub.services.append({{
     "command": {command!r},
     "oauth_client_allowed_scopes": {OAUTH_SCOPES!r},
     "oauth_no_confirm": True,
-    "environment": {{"PYTHONPATH": {str(REPO)!r}}},
+    "environment": {env!r},
 }})
 {SHARE_ROLES if share_scope else NO_SHARE_ROLES}
 """
