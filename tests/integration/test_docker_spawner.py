@@ -176,7 +176,37 @@ def test_form_post_starts_the_chosen_profile(hub: HubProcess, prefix: str) -> No
     saved = hub.api("GET", "/users/alice").json()["servers"][""]["user_options"]
     assert saved == {"profile": "large", "flavour": "mint"}
 
-    assert hub.api("DELETE", "/users/alice/server").status_code in (202, 204)
+    stop(hub, "alice")
+
+    # the fourth door: a restart with the saved options (REST start with an empty body)
+    assert hub.api("POST", "/users/alice/server").status_code in (201, 202)
+    wait_ready(hub, "alice")
+    assert container_env(prefix, "alice")["FLAVOUR"] == "mint"
+    stop(hub, "alice")
+
+    # saved options are validated again: tampered ones are refused on restart
+    tampered = {"user_options": {"profile": "large", "flavour": "chocolate"}}
+    assert hub.api("PATCH", "/users/alice/servers/", json=tampered).status_code == 200
+    r = hub.api("POST", "/users/alice/server")
+    assert r.status_code == 400
+    assert "flavour: unknown choice 'chocolate'" in r.json()["message"]
+
+
+def container_env(prefix: str, user: str) -> dict[str, str]:
+    (container_id,) = docker("ps", "-q", "--filter", f"name=^{prefix}-{user}").split()
+    info = json.loads(docker("inspect", container_id))[0]
+    return dict(line.split("=", 1) for line in info["Config"]["Env"])
+
+
+def stop(hub: HubProcess, user: str, timeout: float = 60) -> None:
+    assert hub.api("DELETE", f"/users/{user}/server").status_code in (202, 204)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = hub.api("GET", f"/users/{user}").json()
+        if not model["servers"] and not model.get("pending"):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"server of {user} did not stop:\n{hub.tail()}")
 
 
 def test_refused_form_post_rerenders_form_with_reason(hub: HubProcess) -> None:
