@@ -109,7 +109,7 @@ class FancySpawnerMixin(_MixinBase):
         depth against a misconfigured build service). Empty refuses all built images.""",
     )
 
-    _fancy_static_profiles: tuple[Profile, ...] | None = None
+    _fancy_static_profiles: tuple[Any, tuple[Profile, ...]] | None = None
     fancy_selection: Selection | None = None
     fancy_confirmed_build: ConfirmedBuild | None = None
 
@@ -123,9 +123,12 @@ class FancySpawnerMixin(_MixinBase):
             if inspect.isawaitable(raw):
                 raw = await raw
             return self._fancy_parse(raw)
-        if self._fancy_static_profiles is None:
-            self._fancy_static_profiles = self._fancy_parse(source)
-        return self._fancy_static_profiles
+        # parsed once per value: a new value (e.g. set by JupyterHub's group_overrides)
+        # is parsed again
+        cached = self._fancy_static_profiles
+        if cached is None or cached[0] is not source:
+            cached = self._fancy_static_profiles = (source, self._fancy_parse(source))
+        return cached[1]
 
     def _fancy_parse(self, raw: Any) -> tuple[Profile, ...]:
         try:

@@ -270,3 +270,11 @@ def test_entry_points_name_our_spawners() -> None:
     spawners = {ep.name: ep for ep in entry_points(group="jupyterhub.spawners")}
     assert spawners["fancy-docker"].load() is FancyDockerSpawner
     assert spawners["fancy-kube"].load() is FancyKubeSpawner
+
+
+async def test_static_profile_list_parsed_once_per_value() -> None:
+    s = spawner()
+    first = await s.fancy_profiles()
+    assert await s.fancy_profiles() is first
+    s.profile_list = [{"display_name": "Replaced"}]  # e.g. JupyterHub group_overrides
+    assert [p.slug for p in await s.fancy_profiles()] == ["replaced"]
