@@ -27,7 +27,7 @@ from traitlets import Integer, Unicode, default
 from traitlets.config import Config, LazyConfigValue, LoggingConfigurable
 
 from .buildref import BuildRefError, ConfirmedBuild
-from .overrides import merge_into, override_layers
+from .overrides import merge_into, override_keys, override_layers
 from .profiles import Profile, ProfileConfigError, parse_profile_list, regex_warnings
 from .validation import Selection, ValidationError, validate_form, validate_user_options
 
@@ -146,6 +146,23 @@ class FancySpawnerMixin(_MixinBase):
     @classmethod
     def fancy_check_profiles(cls, profiles: tuple[Profile, ...]) -> None:
         """Spawner-specific config checks (raise ProfileConfigError). Override in subclasses."""
+
+    @classmethod
+    def fancy_config_warnings(cls, profiles: tuple[Profile, ...]) -> list[str]:
+        """Warnings for a parsed profile_list: prefix regexes, and override keys that are not
+        settings of this spawner (KubeSpawner would set them as plain attributes, to no
+        effect — usually a typo)."""
+        warnings = regex_warnings(profiles)
+        traits = cls.class_traits()
+        for i, profile in enumerate(profiles):
+            for key, paths in override_keys(profile).items():
+                if key not in traits:
+                    base = profile.path or f"profile_list[{i}]"
+                    warnings.append(
+                        f"{base}.{paths[0]}: {key!r} is not a {cls.__name__} setting; "
+                        f"it has no effect (a typo?)."
+                    )
+        return warnings
 
     def fancy_groups(self) -> set[str]:
         groups = getattr(self.user, "groups", None) or []
@@ -294,7 +311,7 @@ def check_config(config: Config, spawner_class: type | None = None) -> list[str]
         return []
     profiles = parse_profile_list(raw)
     spawner_class.fancy_check_profiles(profiles)
-    return regex_warnings(profiles)
+    return spawner_class.fancy_config_warnings(profiles)
 
 
 def _configured_spawner_class(config: Config) -> type | None:

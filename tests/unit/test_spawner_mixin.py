@@ -278,3 +278,17 @@ async def test_static_profile_list_parsed_once_per_value() -> None:
     assert await s.fancy_profiles() is first
     s.profile_list = [{"display_name": "Replaced"}]  # e.g. JupyterHub group_overrides
     assert [p.slug for p in await s.fancy_profiles()] == ["replaced"]
+
+
+def test_check_config_warns_about_unknown_kubespawner_keys() -> None:
+    from fancy_env.spawner_kube import FancyKubeSpawner
+
+    c = Config()
+    c.JupyterHub.spawner_class = FancyKubeSpawner
+    c.KubeSpawner.profile_list = [
+        {"display_name": "A", "kubespawner_override": {"mem_limit": "1G", "mem_limt": "2G"}}
+    ]
+    assert check_config(c) == [
+        "profile_list[0].kubespawner_override.mem_limt: 'mem_limt' is not a FancyKubeSpawner "
+        "setting; it has no effect (a typo?)."
+    ]
