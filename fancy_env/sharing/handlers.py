@@ -115,10 +115,10 @@ class SharingHandler(SharingPage):
         from ..repos import RepoError, parse_repo
 
         try:
-            parsed = parse_repo(spec.repo, spec.ref, "", service.policy)
+            parsed = parse_repo(spec.repo, spec.ref, spec.subdir, service.policy)
         except RepoError as err:
             raise web.HTTPError(400, f"repo: {err.reason}") from None
-        return dataclasses.replace(spec, repo=parsed.url)
+        return dataclasses.replace(spec, repo=parsed.url, subdir=parsed.subdir)
 
     def fill_from_build(self, body: Any) -> Any:
         """`{profile, options, build_id}` is enough: repository, ref and the resolved commit
@@ -133,7 +133,13 @@ class SharingHandler(SharingPage):
         if build is None or (build.user != self.username and self.username not in users):
             raise web.HTTPError(404, f"build_id: no build {body['build_id']} of yours")
         ref = body.get("ref") or build.ref or ("HEAD" if body.get("follow_branch") else "")
-        return {**body, "repo": build.repo, "ref": ref, "commit": build.commit}
+        return {
+            **body,
+            "repo": build.repo,
+            "ref": ref,
+            "commit": build.commit,
+            "subdir": build.subdir,
+        }
 
     def link_url(self, code: str) -> str:
         return f"{self.ctx.prefix}l/{code}"
@@ -168,6 +174,7 @@ class APIHandler(SharingHandler):
             "repo": spec.repo,
             "ref": spec.ref,
             "commit": spec.commit,
+            "subdir": spec.subdir,
             "follow_branch": spec.follow_branch,
             "autostart": spec.autostart,
             "note": spec.note,

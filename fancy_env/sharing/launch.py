@@ -113,6 +113,7 @@ class LaunchFlow:
             build is not None
             and build.status == BUILT
             and build.repo == spec.repo
+            and (build.subdir or "") == spec.subdir
             and (spec.follow_branch or build.commit == spec.commit)
         )
 
@@ -137,12 +138,13 @@ class LaunchFlow:
             from ..builder.service import ServiceError
 
             try:
-                build = await service.request(self.user, spec.repo, spec.build_ref)
+                build = await service.request(self.user, spec.repo, spec.build_ref, spec.subdir)
             except ServiceError as err:
                 self.handler.fail_page(err.status, "Could not build this environment", err.reason)
             return dict(build.to_json(self.ctx.prefix))
         url = f"{self.ctx.service_api_url}api/builds"
-        result = await request("POST", url, self.token, {"repo": spec.repo, "ref": spec.build_ref})
+        body = {"repo": spec.repo, "ref": spec.build_ref, "subdir": spec.subdir}
+        result = await request("POST", url, self.token, body)
         if not result.ok or not isinstance(result.body, dict):
             status = result.status if 400 <= result.status < 500 else 502
             self.handler.fail_page(

@@ -100,6 +100,7 @@ class LinkSpec:
     build_id: str = ""
     autostart: bool = False
     note: str = ""
+    subdir: str = ""  # the repository's subdirectory repo2docker builds from
 
     @property
     def is_repository(self) -> bool:
@@ -227,6 +228,7 @@ def parse_link_request(body: Any, policy: LinkPolicy) -> LinkSpec:
     ref = _string(body, "ref", limit=255)
     commit = _string(body, "commit", limit=64).lower()
     build_id = _string(body, "build_id", limit=128)
+    subdir = _string(body, "subdir", limit=1024)
     follow = _flag(body, "follow_branch")
     autostart = _flag(body, "autostart")
     if autostart and not policy.allow_autostart:
@@ -236,8 +238,8 @@ def parse_link_request(body: Any, policy: LinkPolicy) -> LinkSpec:
             raise LinkError("ref", "a link that follows a branch needs the branch name")
         if not follow and not COMMIT_PATTERN.fullmatch(commit):
             raise LinkError("commit", "a pinned link needs the full resolved commit (40 hex)")
-    elif commit or ref or follow or build_id:
-        raise LinkError("repo", "commit, ref, follow_branch and build_id need a repository")
+    elif commit or ref or follow or build_id or subdir:
+        raise LinkError("repo", "commit, ref, subdir, follow_branch and build_id need a repository")
     return LinkSpec(
         profile=profile,
         options=parse_options(body.get("options")),
@@ -248,6 +250,7 @@ def parse_link_request(body: Any, policy: LinkPolicy) -> LinkSpec:
         build_id=build_id,
         autostart=autostart,
         note=_string(body, "note", limit=MAX_NOTE_LENGTH),
+        subdir=subdir,
     )
 
 

@@ -51,6 +51,7 @@ def spec_to_json(spec: LinkSpec) -> str:
             "build_id": spec.build_id,
             "autostart": spec.autostart,
             "note": spec.note,
+            "subdir": spec.subdir,
         },
         sort_keys=True,
     )
@@ -68,6 +69,7 @@ def spec_from_json(text: str) -> LinkSpec:
         build_id=data.get("build_id", ""),
         autostart=bool(data.get("autostart")),
         note=data.get("note", ""),
+        subdir=data.get("subdir", ""),
     )
 
 

@@ -116,6 +116,10 @@ VALID: list[tuple[dict[str, Any], dict[str, Any]]] = [
         },
         {"build_id": "b1", "note": "for the workshop"},
     ),
+    (
+        {"profile": "repo", "repo": "https://h/r.git", "commit": SHA, "subdir": "env/py"},
+        {"subdir": "env/py", "is_repository": True},
+    ),
 ]
 
 
@@ -142,6 +146,7 @@ INVALID: list[tuple[Any, str, int]] = [
     ({"profile": "s", "options": {f"o{i}": "v" for i in range(40)}}, "options", 400),
     ({"profile": "s", "commit": SHA}, "repo", 400),
     ({"profile": "s", "follow_branch": True}, "repo", 400),
+    ({"profile": "s", "subdir": "docs"}, "repo", 400),
     ({"profile": "s", "repo": "https://h/r.git"}, "commit", 400),
     ({"profile": "s", "repo": "https://h/r.git", "commit": "abc123"}, "commit", 400),
     ({"profile": "s", "repo": "https://h/r.git", "commit": "g" * 40}, "commit", 400),
