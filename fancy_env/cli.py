@@ -36,6 +36,7 @@ from .up import (
     image_problem,
     lineage,
     listening_ports,
+    live_hub_pid,
     port_in_use,
     port_problem,
     probe_docker,
@@ -44,6 +45,7 @@ from .up import (
     read_proc_table,
     remove_containers,
     render_hub_config,
+    running_problem,
     select_ours,
     stop_processes,
     up_id_for,
@@ -189,7 +191,10 @@ class UpApp(Application):
 
     def preflight(self) -> list[Problem]:
         """Every check; an empty list means go."""
-        problems = [proxy_problem(shutil.which("configurable-http-proxy"))]
+        problems = [
+            running_problem(self.state, live_hub_pid(self.state)),
+            proxy_problem(shutil.which("configurable-http-proxy")),
+        ]
         docker = docker_problem(probe_docker())
         problems.append(docker)
         if docker is None and not image_present(self.image):

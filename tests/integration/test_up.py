@@ -96,6 +96,15 @@ def test_second_up_reuses_the_state_dir(up: UpProcess) -> None:
     assert leftovers(up.state, up.generated_ports()) == ([], {}, set())
 
 
+def test_second_up_on_the_same_state_dir_is_refused(up: UpProcess) -> None:
+    up.start()
+    twin = UpProcess(up.state)
+    code, out = twin.run_to_exit()
+    assert code == 2 and "another fancy-env up already runs a hub" in out, out
+    assert requests.get(up.url + "hub/health", timeout=10).status_code == 200  # untouched
+    assert up.interrupt() == 0
+
+
 def test_preflight_port_taken(up: UpProcess) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -24,6 +24,7 @@ from fancy_env.up import (
     proxy_problem,
     render_hub_config,
     repo_patterns,
+    running_problem,
     select_ours,
     up_id_for,
 )
@@ -95,6 +96,14 @@ def test_proxy_problem(found: str | None, problem: bool) -> None:
     assert (result is not None) == problem
     if result is not None:
         assert "npm install -g configurable-http-proxy" in result.fix
+
+
+@pytest.mark.parametrize(("pid", "problem"), [(None, False), (4242, True)])
+def test_running_problem(pid: int | None, problem: bool) -> None:
+    result = running_problem(Path("/s"), pid)
+    assert (result is not None) == problem
+    if result is not None:
+        assert "(pid 4242)" in result.message and "--state-dir" in result.fix
 
 
 def test_problem_renders_two_lines() -> None:
