@@ -28,7 +28,13 @@ from ..tickets import secret_bytes
 from . import handlers
 from .db import Store
 from .executors import EXECUTORS, Executor
-from .registry import EngineChecker, RegistryChecker, TableChecker, registry_url_for
+from .registry import (
+    EngineChecker,
+    RegistryChecker,
+    RememberingChecker,
+    TableChecker,
+    registry_url_for,
+)
 from .service import BuildService, ServiceConfig
 
 BUILD_SCOPE = "custom:fancy-env:build"
@@ -132,6 +138,12 @@ class BuilderApp(Application):
     metrics_require_auth = Bool(
         False, help="Require authentication on GET metrics (Prometheus scrapers then need a token)."
     ).tag(config=True)
+    cache_check_ttl = Float(
+        300,
+        help="Seconds an image found in the registry (or engine) is remembered without asking "
+        "again. Image names are commit-addressed, so this only matters if images get pruned; "
+        "0 asks every time.",
+    ).tag(config=True)
     flush_interval = Float(0.2, help="Seconds between batched writes of log lines.").tag(
         config=True
     )
@@ -175,13 +187,18 @@ class BuilderApp(Application):
         return executor
 
     def make_checker(self, store: Store) -> Any:
+        checker: Any
         if self.executor_class == "fake":
             return TableChecker(store)
         if self.registry_url:
-            return RegistryChecker(
+            checker = RegistryChecker(
                 self.registry_url, self.registry_username, self.registry_password
             )
-        return EngineChecker(self.docker_socket)
+        else:
+            checker = EngineChecker(self.docker_socket)
+        if self.cache_check_ttl > 0:
+            checker = RememberingChecker(checker, self.cache_check_ttl)
+        return checker
 
     def make_service(self) -> BuildService:
         store = Store(self.db_url)

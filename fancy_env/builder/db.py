@@ -103,6 +103,20 @@ class ImageRecord(Base):
     created: Mapped[float] = mapped_column(Float)
 
 
+def _rows(events: Iterable[BuildEvent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "build_id": e.build_id,
+            "seq": e.seq,
+            "phase": e.phase,
+            "message": e.message,
+            "time": e.time,
+            "image": e.image,
+        }
+        for e in events
+    ]
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -121,12 +135,27 @@ class Store:
         Base.metadata.create_all(self.engine)
         self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
 
-    def add_build(self, build: Build, users: Iterable[str] = ()) -> Build:
-        with self.session.begin() as s:
-            s.add(build)
-            s.flush()
-            for user in {build.user, *users}:
-                s.add(BuildUser(build_id=build.id, user=user))
+    def add_build(
+        self, build: Build, users: Iterable[str] = (), lines: Iterable[BuildEvent] = ()
+    ) -> Build:
+        """Insert a build, who asked for it and its first log lines, in one transaction.
+
+        Core inserts (no unit of work): this is on the hot path of every cache hit."""
+        row = {c.key: getattr(build, c.key) for c in Build.__table__.columns}
+        defaults = {"ref": "", "subdir": "", "commit": "", "image": "", "reason": "",
+                    "cache_hit": False, "executor_ref": ""}  # fmt: skip
+        for key, value in defaults.items():
+            if row[key] is None:
+                row[key] = value
+                setattr(build, key, value)
+        with self.engine.begin() as conn:
+            conn.execute(insert(Build), [row])
+            conn.execute(
+                insert(BuildUser), [{"build_id": build.id, "user": u} for u in {build.user, *users}]
+            )
+            rows = _rows(lines)
+            if rows:
+                conn.execute(insert(LogLine), rows)
         return build
 
     def add_user(self, build_id: str, user: str) -> None:
@@ -163,17 +192,7 @@ class Store:
             return s.scalars(q).all()
 
     def add_lines(self, events: Iterable[BuildEvent]) -> None:
-        rows = [
-            {
-                "build_id": e.build_id,
-                "seq": e.seq,
-                "phase": e.phase,
-                "message": e.message,
-                "time": e.time,
-                "image": e.image,
-            }
-            for e in events
-        ]
+        rows = _rows(events)
         if rows:
             with self.session.begin() as s:
                 s.execute(insert(LogLine), rows)

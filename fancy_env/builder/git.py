@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 from ..repos import COMMIT_SHA, RepoError
 
@@ -73,3 +74,77 @@ async def ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC10
         last = detail[-1][:200] if detail else f"git exited with {proc.returncode}"
         raise RepoError("repo", f"could not read the repository ({last})")
     return pick_commit(parse_ls_remote(out.decode("utf-8", "replace")), ref)
+
+
+MAX_REFS_BYTES = 32 << 20
+
+
+def parse_pkt_lines(body: bytes) -> tuple[dict[str, str], str]:
+    """Smart-HTTP (protocol v0) ref advertisement -> (refs, HEAD's symref target or "")."""
+    refs: dict[str, str] = {}
+    head_target = ""
+    pos = 0
+    while pos + 4 <= len(body):
+        size = int(body[pos : pos + 4], 16)
+        if size == 0:
+            pos += 4
+            continue
+        line = body[pos + 4 : pos + size].decode("utf-8", "replace").rstrip("\n")
+        pos += size
+        if line.startswith("#"):
+            continue
+        line, _, caps = line.partition("\0")
+        sha, _, name = line.partition(" ")
+        for cap in caps.split():
+            if cap.startswith("symref=HEAD:"):
+                head_target = cap[len("symref=HEAD:") :]
+        if COMMIT_SHA.fullmatch(sha) and name:
+            refs[name] = sha
+    return refs, head_target
+
+
+async def http_ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC109
+    """Resolve `ref` with one HTTP request (smart or dumb protocol), no git process.
+
+    This is the hot path of a cache hit; it follows no redirects and reads at most 32 MiB.
+    Anything it does not understand falls back to `git ls-remote`.
+    """
+    from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+    if ref and COMMIT_SHA.fullmatch(ref):
+        return ref
+    client = AsyncHTTPClient()
+    base = url.rstrip("/")
+    options: dict[str, Any] = {
+        "follow_redirects": False, "request_timeout": timeout, "connect_timeout": timeout,
+        "headers": {"User-Agent": "git/2.39 (fancy-env)", "Accept": "*/*"},
+    }  # fmt: skip
+    try:
+        r = await client.fetch(f"{base}/info/refs?service=git-upload-pack", **options)
+    except HTTPClientError as e:
+        if e.code in (401, 403, 404):
+            raise RepoError("repo", f"could not read the repository (HTTP {e.code})") from None
+        return await ls_remote(url, ref, timeout)
+    except OSError as e:
+        raise RepoError("repo", f"could not reach the repository ({e})") from None
+    if len(r.body) > MAX_REFS_BYTES:
+        return await ls_remote(url, ref, timeout)
+    if r.headers.get("Content-Type", "").startswith("application/x-git-upload-pack-"):
+        refs, head = parse_pkt_lines(r.body)
+        if head and head in refs:
+            refs.setdefault("HEAD", refs[head])
+    else:
+        refs = parse_ls_remote(r.body.decode("utf-8", "replace"))
+        if not ref:
+            try:
+                head_file = await client.fetch(f"{base}/HEAD", **options)
+            except (HTTPClientError, OSError):
+                return await ls_remote(url, ref, timeout)
+            target = head_file.body.decode("utf-8", "replace").strip()
+            if target.startswith("ref: ") and target[5:] in refs:
+                refs["HEAD"] = refs[target[5:]]
+            elif COMMIT_SHA.fullmatch(target):
+                refs["HEAD"] = target
+    if not refs:
+        return await ls_remote(url, ref, timeout)
+    return pick_commit(refs, ref)

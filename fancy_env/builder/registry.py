@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -102,3 +103,25 @@ class TableChecker:
 
     async def exists(self, image: str) -> bool:
         return self.store.image(image) is not None
+
+
+class RememberingChecker:
+    """Remembers images found for `ttl` seconds: names are commit-addressed, so an image
+    that exists keeps existing (unless the registry is pruned, hence the TTL)."""
+
+    def __init__(self, inner: Any, ttl: float) -> None:
+        self.inner = inner
+        self.ttl = ttl
+        self.found: dict[str, float] = {}
+
+    async def exists(self, image: str) -> bool:
+        now = time.monotonic()
+        seen = self.found.get(image)
+        if seen is not None and now - seen < self.ttl:
+            return True
+        present = bool(await self.inner.exists(image))
+        if present:
+            if len(self.found) > 10000:
+                self.found.clear()
+            self.found[image] = now
+        return present

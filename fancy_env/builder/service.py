@@ -25,7 +25,7 @@ from . import metrics
 from .db import Build, Store
 from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
-from .git import ls_remote
+from .git import http_ls_remote
 from .queue import FairQueue
 from .registry import CacheCheckError
 from .stream import ActiveBuild
@@ -82,7 +82,7 @@ class BuildService:
         try:
             spec = parse_repo(repo, ref, subdir, self.policy)
             await self._check_host(spec)
-            commit = await ls_remote(spec.url, spec.ref, self.config.git_timeout)
+            commit = await http_ls_remote(spec.url, spec.ref, self.config.git_timeout)
         except RepoError as e:
             raise ServiceError(400, e.reason, e.field) from None
         return spec, commit
@@ -131,10 +131,9 @@ class BuildService:
             commit=commit, image=image, status="built", cache_hit=True, created=now,
             started=now, finished=now,
         )  # fmt: skip
-        self.store.add_build(build)
         active = ActiveBuild(build.id, user, self._job(build))
         active.emit("built", f"Found {image} (commit {commit[:12]}): no build needed", image)
-        self.store.add_lines(active.take_unflushed())
+        self.store.add_build(build, lines=active.take_unflushed())
         metrics.CACHE_HITS.inc()
         metrics.BUILDS.labels("cache_hit").inc()
         return build

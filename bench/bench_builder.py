@@ -1,0 +1,195 @@
+"""Benchmarks of the build service (issue 3), one table.
+
+    python bench/bench_builder.py [--quick]
+
+1. Cache-hit answer: `POST api/builds` for a built image (ref resolution + cache check against
+   the real registry + response), p50/p99 over 200 requests (50 with --quick), against a bare
+   `git ls-remote` of the same repository on the same local Git server, interleaved in the
+   same run. Goal: ours <= 1.2x the baseline.
+2. 20 concurrent identical requests for an unbuilt repository (Docker executor, real
+   repo2docker): exactly 1 repo2docker run and all 20 clients see `built`.
+3. 500 concurrent event-stream watchers of one build (fake executor writing 400 lines, 200
+   with --quick): the service's memory (RSS) and the lag of the last line per watcher
+   (receive time - emit time), p99. Goal: <= 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.builder import BuilderProcess  # noqa: E402
+from tests.support.gitserver import GitServer, dockerfile_repo_files  # noqa: E402
+
+BASE_IMAGE = "fancy-env/singleuser:latest"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def executor_runs(svc: BuilderProcess) -> float:
+    m = re.search(r"^fancy_env_executor_runs_total ([0-9.]+)$", svc.get("metrics").text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_cache_hit(svc: BuilderProcess, git: GitServer, n: int) -> dict[str, Any]:
+    repo = git.create("bench-cache", dockerfile_repo_files(BASE_IMAGE, f"bench-{time.time()}"))
+    first = svc.post("bench", repo.url).json()
+    events = svc.events(first["id"], timeout=600)
+    assert events[-1]["phase"] == "built", events[-3:]
+    session = requests.Session()
+    headers = svc.headers("bench")
+    ours, bare = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(["git", "ls-remote", repo.url], check=True, capture_output=True)
+        bare.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        r = session.post(svc.url + "api/builds", json={"repo": repo.url}, headers=headers)
+        ours.append(time.perf_counter() - t0)
+        assert r.status_code == 200 and r.json()["cache_hit"], r.text
+    return {"ours": ours, "bare": bare}
+
+
+def bench_concurrent_identical(svc: BuilderProcess, git: GitServer) -> dict[str, Any]:
+    repo = git.create("bench-twenty", dockerfile_repo_files(BASE_IMAGE, f"twenty-{time.time()}"))
+    before = executor_runs(svc)
+
+    def client(i: int) -> tuple[str, str]:
+        build = svc.post(f"user{i}", repo.url).json()
+        return build["id"], svc.events(build["id"], user=f"user{i}", timeout=600)[-1]["phase"]
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(client, range(20)))
+    return {
+        "runs": executor_runs(svc) - before,
+        "built": sum(phase == "built" for _, phase in results),
+        "ids": len({build_id for build_id, _ in results}),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+async def _watch(url: str, headers: dict[str, str], lags: list[float], ready: list[int]) -> None:
+    from tornado.httpclient import AsyncHTTPClient
+
+    buffer = ""
+
+    def on_chunk(chunk: bytes) -> None:
+        nonlocal buffer
+        now = time.time()
+        if not ready[-1:] or ready[-1] >= 0:
+            pass
+        buffer += chunk.decode()
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            for line in block.splitlines():
+                if line.startswith("data: "):
+                    event = json.loads(line[6:])
+                    if event["phase"] in ("built", "failed", "cancelled"):
+                        lags.append(now - event["time"])
+
+    await AsyncHTTPClient().fetch(url, headers=headers, streaming_callback=on_chunk,
+                                  request_timeout=600)  # fmt: skip
+
+
+async def _watchers(svc: BuilderProcess, build_id: str, n: int) -> tuple[list[float], int]:
+    from tornado.httpclient import AsyncHTTPClient
+
+    AsyncHTTPClient.configure(None, max_clients=n + 10)
+    url = svc.url + f"api/builds/{build_id}/events"
+    lags: list[float] = []
+    peak = 0
+    assert svc.proc is not None
+    tasks = [asyncio.ensure_future(_watch(url, svc.headers("w"), lags, [])) for _ in range(n)]
+    while not all(t.done() for t in tasks):
+        peak = max(peak, rss_kib(svc.proc.pid))
+        await asyncio.sleep(0.1)
+    for t in tasks:
+        t.result()
+    return lags, peak
+
+
+def bench_watchers(state: Path, git: GitServer, n: int, lines: int) -> dict[str, Any]:
+    config = f"c.FakeExecutor.lines_per_phase = {lines // 20}\nc.FakeExecutor.line_delay = 0.02\n"
+    svc = BuilderProcess(state, executor="fake", config=config).start()
+    try:
+        assert svc.proc is not None
+        idle = rss_kib(svc.proc.pid)
+        build = svc.post("alice", git.create("slow-watched").url).json()
+        lags, peak = asyncio.run(_watchers(svc, build["id"], n))
+        return {"idle_kib": idle, "peak_kib": peak, "lags": lags, "watchers": len(lags)}
+    finally:
+        svc.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples, < 3 minutes")
+    args = parser.parse_args()
+    n = 50 if args.quick else 200
+    lines = 200 if args.quick else 400
+    tmp = Path(tempfile.mkdtemp(prefix="bench-builder-"))
+    git = GitServer(tmp / "git").start()
+    svc = BuilderProcess(tmp / "svc", executor="docker",
+                         config="c.BuilderApp.max_concurrent_builds = 4\n").start()  # fmt: skip
+    try:
+        cache = bench_cache_hit(svc, git, n)
+        twenty = bench_concurrent_identical(svc, git)
+    finally:
+        svc.stop()
+    watch = bench_watchers(tmp / "watch", git, 500, lines)
+    git.stop()
+
+    p50, p99 = pct(cache["ours"], 50), pct(cache["ours"], 99)
+    b50, b99 = pct(cache["bare"], 50), pct(cache["bare"], 99)
+    lag99 = pct(watch["lags"], 99) * 1000
+    ok_twenty = twenty["runs"] == 1 and twenty["built"] == 20 and twenty["ids"] == 1
+    rows = [
+        ("cache-hit answer p50", f"{p50 * 1000:.1f} ms", f"{b50 * 1000:.1f} ms (git ls-remote)",
+         f"{p50 / b50:.2f}x (goal <= 1.2x)", "PASS" if p50 / b50 <= 1.2 else "MISS"),
+        ("cache-hit answer p99", f"{p99 * 1000:.1f} ms", f"{b99 * 1000:.1f} ms (git ls-remote)",
+         f"{p99 / b99:.2f}x (goal <= 1.2x)", "PASS" if p99 / b99 <= 1.2 else "MISS"),
+        ("20 identical requests", f"{twenty['runs']:.0f} repo2docker run, "
+         f"{twenty['built']}/20 built", "1 run, 20 built", f"{twenty['seconds']:.1f} s",
+         "PASS" if ok_twenty else "FAIL"),
+        (f"{watch['watchers']} watchers: last-line lag p99", f"{lag99:.0f} ms", "-",
+         "goal <= 250 ms", "PASS" if lag99 <= 250 else "MISS"),
+        ("500 watchers: service RSS", f"{watch['peak_kib'] / 1024:.0f} MiB peak",
+         f"{watch['idle_kib'] / 1024:.0f} MiB idle", "-", "-"),
+    ]  # fmt: skip
+    print(f"\n## Build service ({'quick, ' if args.quick else ''}{n} cache-hit samples)\n")
+    print("| benchmark | ours | baseline | ratio / goal | result |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(f"\nmedian of all cache-hit answers: {statistics.median(cache['ours']) * 1000:.1f} ms")
+    return 0 if ok_twenty and watch["watchers"] == 500 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
