@@ -28,6 +28,7 @@ from tests.support.form_e2e import (
 )
 from tests.support.gitserver import GitRepo, GitServer
 from tests.support.hub import HubProcess
+from tests.support.net import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 
@@ -117,6 +118,34 @@ def test_pick_a_profile_and_start(
     assert any("alice" in c for c in running_containers(prefix))
     ctx.close()
     stop_server(h, "alice")
+
+
+def test_without_javascript_the_plain_form_starts_a_server(
+    hub: tuple[HubProcess, str], browser: Browser
+) -> None:
+    h, _ = hub
+    ctx = browser.new_context(java_script_enabled=False)
+    p = ctx.new_page()
+    try:
+        login(p, h, "gina")
+        p.goto(h.url + "hub/spawn")
+        assert p.locator(".fancy-env-form").count() == 0
+        plain = p.locator("#fancy-env-plain")
+        plain.get_by_label("Custom image").fill("fancy-env/singleuser:latest")
+        plain.get_by_label("Image", exact=True).select_option("unlisted-choice")
+        p.get_by_role("button", name="Start", exact=True).click()
+        # the spawn-pending page needs JavaScript to move on: ask the hub instead
+        wait_for(
+            lambda: h.api("GET", "/users/gina").json()["servers"][""]["ready"],
+            180,
+            "gina's server to be ready",
+        )
+        options = h.api("GET", "/users/gina").json()["servers"][""]["user_options"]
+        assert options["profile"] == "small"
+        assert options["image--unlisted-choice"] == "fancy-env/singleuser:latest"
+    finally:
+        ctx.close()
+        stop_server(h, "gina")
 
 
 def test_build_and_start_then_cached_then_recent(
