@@ -14,10 +14,10 @@ PYTHON="${PYTHON:-python3}"
 bash scripts/setup.sh
 
 installed_here() {
-  command -v fancy-env >/dev/null || return 1
   [[ -f fancy_env/static/form/form.js ]] || return 1
   "$PYTHON" - "$HERE" <<'PY' 2>/dev/null
-import sys, pathlib, fancy_env
+import sys, pathlib, importlib.metadata, fancy_env
+importlib.metadata.version("fancy-env")  # installed (not only importable from the cwd)
 sys.exit(0 if pathlib.Path(fancy_env.__file__).resolve().is_relative_to(sys.argv[1]) else 1)
 PY
 }
@@ -25,4 +25,5 @@ if ! installed_here; then
   echo "[run] installing fancy_env from $HERE (pip install -e .; builds the form once)"
   "$PYTHON" -m pip install -q -e . </dev/null
 fi
-exec fancy-env up "$@"
+# the same as `fancy-env up`, without depending on where pip put the console script
+exec "$PYTHON" -m fancy_env.cli up "$@"

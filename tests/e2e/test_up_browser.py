@@ -34,7 +34,9 @@ MARKER_PATH = "/home/jovyan/fancy-env-e2e.txt"
 
 @pytest.fixture
 def up(tmp_path: Path, docker_engine: str) -> Iterator[UpProcess]:
-    proc = UpProcess(tmp_path / "state", extra=["--allow-loopback-repos"]).start()
+    # the README's main command, exactly: bash scripts/run.sh (setup check, install, up)
+    proc = UpProcess(tmp_path / "state", extra=["--allow-loopback-repos"], via_run_sh=True)
+    proc.start(timeout=600)
     yield proc
     try:
         if proc.proc is not None and proc.proc.poll() is None:

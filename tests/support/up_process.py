@@ -45,6 +45,7 @@ class UpProcess:
     url: str = ""
     password: str = ""
     admin_password: str = ""
+    via_run_sh: bool = False
 
     @property
     def out_path(self) -> Path:
@@ -64,18 +65,13 @@ class UpProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     def command(self) -> list[str]:
+        """`python -m fancy_env.cli up ...`, or with `via_run_sh` the README's own command
+        (`bash scripts/run.sh ...`: set-up check, install if needed, then exec `up`)."""
         self.port = self.port or free_port()
-        return [
-            sys.executable,
-            "-m",
-            "fancy_env.cli",
-            "up",
-            "--state-dir",
-            str(self.state),
-            "--port",
-            str(self.port),
-            *self.extra,
-        ]
+        args = ["--state-dir", str(self.state), "--port", str(self.port), *self.extra]
+        if self.via_run_sh:
+            return ["bash", str(ROOT / "scripts" / "run.sh"), *args]
+        return [sys.executable, "-m", "fancy_env.cli", "up", *args]
 
     def start(self, timeout: float = 120) -> UpProcess:
         self.state.parent.mkdir(parents=True, exist_ok=True)
