@@ -10,7 +10,7 @@ stop_pid_file() {  # name, pid file, expected command name
   if [[ ! -s "$file" ]]; then echo "[stop] $name: no PID file ($file), nothing to stop"; return; fi
   pid=$(<"$file")
   if ! kill -0 "$pid" 2>/dev/null || [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$comm"* ]]; then
-    echo "[stop] $name: PID $pid is not running (stale PID file removed)"; rm -f "$file"; return
+    echo "[stop] $name: PID $pid is not running (or is no longer $comm): stale PID file removed"; rm -f "$file"; return
   fi
   kill -TERM "$pid"
   for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
