@@ -19,7 +19,9 @@ from tests.support.hub import HubProcess
 
 SINGLEUSER_IMAGE = os.environ.get("FANCY_ENV_SINGLEUSER_IMAGE", "fancy-env/singleuser:latest")
 REGISTRY = os.environ.get("FANCY_ENV_REGISTRY", "127.0.0.1:5000")
-ARTIFACTS = Path(os.environ.get("FANCY_ENV_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("FANCY_ENV_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
+)
 
 
 def _docker_ready() -> bool:
@@ -63,8 +65,13 @@ def hub_factory(tmp_path: Path) -> Iterator[type]:
     """Call `hub_factory(config=..., base_url=...)` to start real hubs; all stop at teardown."""
     started: list[HubProcess] = []
 
-    def make(config: str = "", base_url: str = "/", env: dict[str, str] | None = None,
-             name: str = "hub", start: bool = True) -> HubProcess:
+    def make(
+        config: str = "",
+        base_url: str = "/",
+        env: dict[str, str] | None = None,
+        name: str = "hub",
+        start: bool = True,
+    ) -> HubProcess:
         hub = HubProcess(tmp_path / name, config=config, base_url=base_url, env=env or {})
         started.append(hub)
         return hub.start() if start else hub

@@ -72,14 +72,25 @@ class GitServer:
         (self.root / "srv").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
-             "--directory", str(self.root / "srv")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                str(self.root / "srv"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         import urllib.request
 
-        wait_for(lambda: urllib.request.urlopen(self.base_url + "/", timeout=1).status == 200,
-                 what="git http server")
+        wait_for(
+            lambda: urllib.request.urlopen(self.base_url + "/", timeout=1).status == 200,
+            what="git http server",
+        )
         return self
 
     def stop(self) -> None:

@@ -75,8 +75,12 @@ class HubProcess:
         self.state.mkdir(parents=True, exist_ok=True)
         self.port, self.hub_port = free_port(), free_port()
         base = BASE_CONFIG.format(
-            port=self.port, hub_port=self.hub_port, proxy_api_port=free_port(),
-            base_url=self.base_url, state=self.state, admin_token=self.admin_token,
+            port=self.port,
+            hub_port=self.hub_port,
+            proxy_api_port=free_port(),
+            base_url=self.base_url,
+            state=self.state,
+            admin_token=self.admin_token,
         )
         path = self.state / "jupyterhub_config.py"
         path.write_text(base + "\n" + textwrap.dedent(self.config))
@@ -87,8 +91,11 @@ class HubProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config_path)],
-            cwd=self.state, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env}, start_new_session=True,
+            cwd=self.state,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            start_new_session=True,
         )
         try:
             wait_for(self._up, timeout=timeout, what="JupyterHub to answer /hub/health")
@@ -107,7 +114,10 @@ class HubProcess:
         config_path = self.write_config()
         out = subprocess.run(
             [sys.executable, "-m", "jupyterhub", "-f", str(config_path)],
-            cwd=self.state, capture_output=True, text=True, timeout=timeout,
+            cwd=self.state,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={**os.environ, **self.env},
         )
         return out.returncode, out.stdout + out.stderr
@@ -132,8 +142,13 @@ class HubProcess:
 
     def api(self, method: str, path: str, token: str | None = None, **kw: Any) -> requests.Response:
         headers = {"Authorization": f"token {token or self.admin_token}"}
-        return requests.request(method, self.url + "hub/api" + path, headers=headers,
-                                timeout=kw.pop("timeout", 30), **kw)
+        return requests.request(
+            method,
+            self.url + "hub/api" + path,
+            headers=headers,
+            timeout=kw.pop("timeout", 30),
+            **kw,
+        )
 
     def user_token(self, name: str) -> str:
         """Create the user if needed and return an API token for them."""
@@ -147,7 +162,10 @@ class HubProcess:
         s = requests.Session()
         s.get(self.url + "hub/login", timeout=10)
         xsrf = s.cookies.get("_xsrf", "")
-        r = s.post(self.url + "hub/login", data={"username": name, "password": password,
-                                                  "_xsrf": xsrf}, timeout=30)
+        r = s.post(
+            self.url + "hub/login",
+            data={"username": name, "password": password, "_xsrf": xsrf},
+            timeout=30,
+        )
         r.raise_for_status()
         return s
