@@ -64,6 +64,7 @@ class World:
     build: dict[str, Any]
     links: dict[str, dict[str, Any]]
     browser: Browser
+    timings: dict[str, float]
 
     def token(self, user: str) -> str:
         return self.hub.user_token(user)
@@ -132,6 +133,7 @@ def world(
     git = GitServer(state / "git").start()
     w.hub.start()
     w.links = {}
+    w.timings = {}
     try:
         wait_for(lambda: requests.get(w.hub.url + SERVICE + "health", timeout=2).ok,
                  timeout=60, what="build service")  # fmt: skip
@@ -205,8 +207,10 @@ def test_link_pins_commit_and_image(w_fixture: World) -> None:
     details = page.get_by_label("what will launch")
     for words in ("alice", w.build["commit"], w.repo.url, "Repository (repo)"):
         assert words in details.inner_text(), words
+    started = time.monotonic()
     page.get_by_role("button", name="Launch").click()
     wait_server_page(page, w, "bob")
+    w.timings["link launch, image reused: click to server page (s)"] = time.monotonic() - started
     name, image = w.container("bob")
     assert image == w.build["image"]
     assert w.marker(name) == "v1"
@@ -287,6 +291,7 @@ def test_follow_branch_builds_with_live_log(w_fixture: World, artifacts: Path) -
     page = ctx.new_page()
     page.goto(link["full_url"])
     assert "the latest commit at launch" in page.get_by_label("what will launch").inner_text()
+    started = time.monotonic()
     page.get_by_role("button", name="Stop it and launch this environment").click()
     log = page.get_by_label("build log")
     log.wait_for(timeout=60_000)
@@ -294,6 +299,12 @@ def test_follow_branch_builds_with_live_log(w_fixture: World, artifacts: Path) -
                            timeout=120_000)  # fmt: skip
     page.screenshot(path=str(artifacts / "sharing-link-building.png"), full_page=True)
     wait_server_page(page, w, "bob")
+    w.timings["follow-branch link, new commit: click to server page incl. build (s)"] = (
+        time.monotonic() - started
+    )
+    lines = [f"{name}: {value:.1f}" for name, value in w.timings.items()]
+    (artifacts / "sharing-timings.txt").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     name, image = w.container("bob")
     assert image.endswith(":" + head)  # image tag = the resolved commit
     assert w.marker(name) == "v3"
