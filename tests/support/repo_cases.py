@@ -72,7 +72,7 @@ REFUSED: list[tuple[str, str, str, str, str]] = [
     ("https://[::ffff:127.0.0.1]/a/b", "", "", "repo", "loopback"),
     ("https://10.0.0.1/a/b", "", "", "repo", "private"),
     ("https://192.168.1.1/a/b", "", "", "repo", "private"),
-    ("https://172.17.0.1/a/b", "", "", "repo", "private"),
+    ("https://172.16.0.1/a/b", "", "", "repo", "private"),
     ("https://100.64.0.1/a/b", "", "", "repo", "private"),
     ("https://169.254.169.254/latest/meta-data", "", "", "repo", "link-local"),
     ("https://[fe80::1]/a/b", "", "", "repo", "link-local"),
