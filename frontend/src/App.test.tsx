@@ -1,6 +1,6 @@
 import { cleanup, render, screen, waitFor, within } from "@testing-library/preact";
 import userEvent from "@testing-library/user-event";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { App } from "./App";
 import { BuilderClient, TICKET_HEADER } from "./api/client";
 import type { FormConfig } from "./config";
@@ -33,6 +33,7 @@ function setup(config: FormConfig = CONFIG, fake = new FakeBuilder()): Setup {
 }
 
 afterEach(() => {
+  vi.unstubAllGlobals();
   cleanup();
   document.body.innerHTML = "";
 });
@@ -41,10 +42,14 @@ describe("profiles and options", () => {
   it("shows profile cards with descriptions and selects the default", () => {
     setup();
     const group = screen.getByRole("group", { name: "Environment" });
-    const small = within(group).getByRole("radio", { name: /Small/ });
+    const small = within(group).getByRole("radio", { name: "Small" });
     expect(small).toBeChecked();
     expect(small).toHaveAccessibleDescription("1 CPU, 2 GB");
-    expect(within(group).getByRole("radio", { name: /From a repository/ })).not.toBeChecked();
+    const repo = within(group).getByRole("radio", { name: "From a repository" });
+    expect(repo).not.toBeChecked();
+    expect(repo).toHaveAccessibleDescription(
+      "Git repository Build an environment from a Git repository",
+    );
   });
 
   it("posts KubeSpawner's field names", async () => {
@@ -190,5 +195,19 @@ describe("repository builds", () => {
     expect(screen.queryByRole("button", { name: /h\/b/ })).toBeNull();
     await s.user.click(start);
     await waitFor(() => expect(s.submitted).toEqual([{ profile: "repo", build_id: "new" }]));
+  });
+
+  it("shares a recent environment by a link pinned to its build", async () => {
+    const fake = new FakeBuilder();
+    fake.history = [record({ id: "b7", ref: "main" })];
+    vi.stubGlobal("fetch", fake.fetch);
+    const s = setup(CONFIG, fake);
+    await s.user.click(await screen.findByRole("button", { name: "Share h/a at main" }));
+    expect(await screen.findByRole("textbox", { name: "Link to h/a at main" })).toHaveValue(
+      "http://hub/l/abc",
+    );
+    const [post] = fake.callsTo("POST", "api/links");
+    expect(post?.headers[TICKET_HEADER]).toBe("t1.alice.sig");
+    expect(JSON.parse(post?.body ?? "{}")).toEqual({ profile: "repo", build_id: "b7" });
   });
 });

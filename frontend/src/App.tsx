@@ -156,7 +156,18 @@ export function App({ config, client, form }: Props) {
           onCancel={() => void cancel()}
         />
       )}
-      {repoProfile && <RecentBuilds records={history} disabled={busy} onStart={startRecent} />}
+      {repoProfile && (
+        <RecentBuilds
+          records={history}
+          disabled={busy}
+          onStart={startRecent}
+          share={{
+            builderUrl: config.builderUrl,
+            ticket: config.ticket,
+            profile: selected?.repositoryBuild?.enabled ? selected.slug : repoProfile.slug,
+          }}
+        />
+      )}
       <div role="status" aria-live="polite" class="visually-hidden" data-testid="fe-announce">
         {announcement(build)}
       </div>

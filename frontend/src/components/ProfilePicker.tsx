@@ -15,6 +15,10 @@ export function ProfilePicker({ profiles, selected, onSelect }: Props) {
         {profiles.map((p) => {
           const id = `fe-profile-${p.slug}`;
           const checked = p.slug === selected;
+          const builds = p.repositoryBuild?.enabled === true;
+          const described = [builds ? `${id}-git` : "", p.description ? `${id}-desc` : ""]
+            .filter(Boolean)
+            .join(" ");
           return (
             <label key={p.slug} for={id} class={`card fe-card${checked ? " fe-card-selected" : ""}`}>
               <span class="card-body">
@@ -25,12 +29,17 @@ export function ProfilePicker({ profiles, selected, onSelect }: Props) {
                   id={id}
                   value={p.slug}
                   checked={checked}
-                  aria-describedby={p.description ? `${id}-desc` : undefined}
+                  aria-labelledby={`${id}-title`}
+                  aria-describedby={described || undefined}
                   onChange={() => onSelect(p.slug)}
                 />
-                <span class="fe-card-title">{p.displayName}</span>
-                {p.repositoryBuild?.enabled && (
-                  <span class="badge text-bg-secondary ms-2">Git repository</span>
+                <span id={`${id}-title`} class="fe-card-title">
+                  {p.displayName}
+                </span>
+                {builds && (
+                  <span id={`${id}-git`} class="badge text-bg-secondary ms-2">
+                    Git repository
+                  </span>
                 )}
                 {p.description && (
                   <span id={`${id}-desc`} class="fe-card-desc text-body-secondary">

@@ -1,4 +1,5 @@
 import type { BuildRecord } from "../api/buildEvents";
+import { ShareLink } from "../sharing/ShareLink";
 import { toMs } from "../time";
 
 /** Newest successful build per (repo, ref), at most `limit`. */
@@ -28,10 +29,12 @@ interface Props {
   records: BuildRecord[];
   disabled: boolean;
   onStart: (record: BuildRecord) => void;
+  /** Offer "Share" (an environment link pinned to the build's commit) when set. */
+  share?: { builderUrl: string; ticket: string; profile: string } | undefined;
 }
 
 /** The user's recent environments (server-side history): one click starts one again. */
-export function RecentBuilds({ records, disabled, onStart }: Props) {
+export function RecentBuilds({ records, disabled, onStart, share }: Props) {
   if (records.length === 0) return null;
   return (
     <section class="fe-recent mt-3" aria-labelledby="fe-recent-heading">
@@ -40,7 +43,7 @@ export function RecentBuilds({ records, disabled, onStart }: Props) {
       </h2>
       <ul class="list-group">
         {records.map((r) => (
-          <li key={r.id} class="list-group-item d-flex align-items-center gap-2">
+          <li key={r.id} class="list-group-item d-flex flex-wrap align-items-center gap-2">
             <span class="flex-grow-1 text-truncate">
               <code>{shortRepo(r.repo)}</code> @ {r.ref || "HEAD"}
               {r.commit && <span class="text-body-secondary small"> ({r.commit.slice(0, 8)})</span>}
@@ -54,6 +57,14 @@ export function RecentBuilds({ records, disabled, onStart }: Props) {
             >
               Start
             </button>
+            {share && (
+              <ShareLink
+                builderUrl={share.builderUrl}
+                ticket={share.ticket}
+                request={{ profile: share.profile, build_id: r.id }}
+                label={`${shortRepo(r.repo)} at ${r.ref || "HEAD"}`}
+              />
+            )}
           </li>
         ))}
       </ul>

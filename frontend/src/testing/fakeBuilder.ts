@@ -22,6 +22,10 @@ export class FakeBuilder {
     const headers = { ...(init.headers as Record<string, string> | undefined) };
     this.calls.push({ method, url, headers, body: (init.body as string | undefined) ?? null });
     if (url.includes("/events")) return this.stream(init.signal ?? undefined);
+    if (method === "POST" && url.endsWith("api/links")) {
+      const link = { id: "l1", url: "/l/abc", full_url: "http://hub/l/abc", expires_at: null };
+      return json({ ...link, commit: "0123456789abcdef", follow_branch: false }, 201);
+    }
     if (method === "POST") {
       if (Array.isArray(this.answer)) return json(this.answer[1], this.answer[0]);
       return json(this.answer, 201);
