@@ -80,6 +80,7 @@ class MyLinksPageHandler(SharingHandler):
             links=self.ctx.store.list(owner=None if show_all else self.username),
             now=time.time(),
             show_all=show_all,
+            is_admin=self.is_admin,
             created=created,
             profiles=profiles,
             repo_profiles=[p for p in profiles if p.repository_build.enabled],

@@ -261,7 +261,24 @@ def test_revoked_expired_and_forbidden(w_fixture: World) -> None:
     revoked = create_link(w, {"profile": "repo", "build_id": w.build["id"]})
     expired = create_link(w, {"profile": "repo", "build_id": w.build["id"]})
     staff = create_link(w, {"profile": "staff", "build_id": w.build["id"]})
-    assert w.service("DELETE", "alice", f"api/links/{revoked['id']}").status_code == 204
+    # alice manages her links on the Environment links page: revoke one, change an expiry
+    alice = w.context("alice")
+    apage = alice.new_page()
+    apage.goto(w.hub.url + SERVICE + "links")
+
+    def link(link_id: str) -> dict[str, Any]:
+        return dict(w.service("GET", "alice", f"api/links/{link_id}").json())
+
+    row = apage.locator(f'tr[data-link-id="{expired["id"]}"]')
+    row.get_by_label("Expiry").select_option(label="1 day from now")
+    day = time.time() + 86400
+    wait_for(lambda: abs(link(expired["id"])["expires_at"] - day) < 60, timeout=10,
+             what="the new expiry")  # fmt: skip
+    row = apage.locator(f'tr[data-link-id="{revoked["id"]}"]')
+    row.get_by_role("button", name="Revoke").click()
+    wait_for(lambda: link(revoked["id"])["state"] == "revoked", timeout=10,
+             what="the link to be revoked")  # fmt: skip
+    alice.close()
     w.store().update(expired["id"], expires_at=time.time() - 1)
     ctx = w.context("bob")
     page = ctx.new_page()
