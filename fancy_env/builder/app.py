@@ -9,6 +9,7 @@ beyond what the hub gives it. Options go in `fancy_env_builder_config.py` (or th
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -242,9 +243,7 @@ class BuilderApp(Application):
             (rf"{p}?", handlers.RootHandler),
         ]
         if hub_auth is not None:
-            from jupyterhub.services.auth import HubOAuthCallbackHandler
-
-            routes.insert(0, (rf"{p}oauth_callback", HubOAuthCallbackHandler))
+            routes.insert(0, (rf"{p}oauth_callback", handlers.oauth_callback_handler()))
         web_app = WebApplication(
             routes,
             build_service=service,
@@ -259,13 +258,20 @@ class BuilderApp(Application):
             access_scopes=frozenset({f"access:services!service={self.service_name}"}),
             keepalive_interval=self.keepalive_interval,
             metrics_require_auth=self.metrics_require_auth,
-            cookie_secret=os.urandom(32),
+            cookie_secret=self._cookie_secret(),
+            default_handler_class=handlers.NotFoundHandler,
             log=self.log,
         )
         from ..sharing.mount import mount_sharing  # environment links, share codes (issue 6)
 
         mount_sharing(self, web_app)
         return web_app
+
+    def _cookie_secret(self) -> bytes:
+        # stable across restarts when there is a shared secret, so OAuth cookies survive
+        if self.ticket_secret:
+            return hashlib.sha256(b"fancy-env cookie secret\0" + self.ticket_secret).digest()
+        return os.urandom(32)
 
     async def serve(self) -> None:
         service = self.make_service()

@@ -13,12 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler
 
 from .._version import __version__
 from ..tickets import HEADER, TicketError, verify
 from .service import BuildService, ServiceError
+
+
+class LoginRedirect(Exception):
+    """An unauthenticated browser: send it through the hub's OAuth."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,10 @@ class BaseHandler(RequestHandler):
                 raise
             raise ServiceError(503, "JupyterHub could not be asked to check the token") from None
         if not model:
+            if self.request.method == "GET" and "text/html" in self.request.headers.get(
+                "Accept", ""
+            ):
+                raise LoginRedirect()
             raise ServiceError(403, "authentication required (a JupyterHub token or login)")
         return self._identity_from_model(model)
 
@@ -131,10 +140,27 @@ class BaseHandler(RequestHandler):
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             return
-        self.identity = await self.authenticate()
+        try:
+            self.identity = await self.authenticate()
+        except LoginRedirect:
+            self.redirect(self._login_url())
+            return
         if self.identity.via_cookie and self.request.method in ("POST", "DELETE"):
             hub_auth = self.settings["hub_auth"]
             hub_auth.check_xsrf_cookie(self)
+
+    def _login_url(self) -> str:
+        """Start HubOAuth for a browser (it comes back through `oauth_callback`)."""
+        hub_auth = self.settings["hub_auth"]
+        params: dict[str, str] = {}
+        verifier = None
+        if getattr(hub_auth, "pkce_enabled", False):
+            verifier, challenge, method = hub_auth.generate_pkce_code_challenge()
+            params.update(code_challenge=challenge, code_challenge_method=method)
+        params["state"] = hub_auth.set_state_cookie(
+            self, next_url=self.request.uri, code_verifier=verifier
+        )
+        return str(url_concat(hub_auth.login_url, params))
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -147,10 +173,14 @@ class BaseHandler(RequestHandler):
             raise ServiceError(404, f"no build with id {build_id!r}", "id")
         return build
 
-    def may_see(self, build_id: str, owner: str) -> bool:
-        if self.identity.admin or owner == self.identity.name:
-            return True
-        return self.identity.name in self.service.store.users(build_id)
+    def get_visible_build(self, build_id: str) -> Any:
+        """The build, if this identity asked for it (or is an admin); else 403."""
+        build = self.get_build(build_id)
+        if self.identity.admin or build.user == self.identity.name:
+            return build
+        if self.identity.name not in self.service.store.users(build_id):
+            raise ServiceError(403, f"build {build_id} belongs to another user", "id")
+        return build
 
 
 class BuildsHandler(BaseHandler):
@@ -186,7 +216,7 @@ class BuildsHandler(BaseHandler):
 
 class BuildHandler(BaseHandler):
     def get(self, build_id: str) -> None:
-        build = self.get_build(build_id)
+        build = self.get_visible_build(build_id)
         data = build.to_json(self.prefix)
         active = self.service.active.get(build_id)
         data["queue_position"] = self.service.queue.position(active) if active else 0
@@ -218,7 +248,7 @@ class EventsHandler(BaseHandler):
         return int(events[-1].seq)
 
     async def get(self, build_id: str) -> None:
-        self.get_build(build_id)
+        self.get_visible_build(build_id)
         last = self._last_event_id()
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("X-Accel-Buffering", "no")
@@ -282,3 +312,19 @@ class MetricsHandler(BaseHandler):
 class RootHandler(HealthHandler):
     def get(self) -> None:
         self.write_json({"service": "fancy-env", "version": __version__, "api": "api/builds"})
+
+
+class NotFoundHandler(BaseHandler):
+    async def prepare(self) -> None:
+        raise ServiceError(404, f"no such path: {self.request.path}")
+
+
+def oauth_callback_handler() -> type:
+    """HubOAuth's callback handler, using the application's own HubOAuth instance."""
+    from jupyterhub.services.auth import HubOAuthCallbackHandler
+
+    class OAuthCallbackHandler(HubOAuthCallbackHandler):
+        def initialize(self) -> None:
+            self.hub_auth = self.settings["hub_auth"]
+
+    return OAuthCallbackHandler

@@ -22,7 +22,7 @@ def metric(svc: BuilderProcess, name: str) -> float:
 
 
 def status(svc: BuilderProcess, build_id: str) -> str:
-    return str(svc.get(f"api/builds/{build_id}").json()["status"])
+    return str(svc.get(f"api/builds/{build_id}", user="admin").json()["status"])
 
 
 def test_health_metrics_and_auth(builder: BuilderProcess) -> None:
@@ -74,9 +74,9 @@ def test_identical_requests_share_one_build(builder: BuilderProcess, git_server:
         answers = list(pool.map(lambda u: builder.post(u, repo.url).json(), users))
     assert len({a["id"] for a in answers}) == 1
     build_id = answers[0]["id"]
-    assert builder.events(build_id)[-1]["phase"] == "built"
+    assert all(builder.events(build_id, user=u)[-1]["phase"] == "built" for u in set(users))
     assert metric(builder, "fancy_env_executor_runs_total") == runs + 1
-    assert set(builder.get(f"api/builds/{build_id}").json()["users"]) == set(users)
+    assert set(builder.get(f"api/builds/{build_id}", user="user3").json()["users"]) == set(users)
 
 
 def test_cancel_owner_admin_and_queued(tmp_path: Path, git_server: GitServer) -> None:
@@ -86,7 +86,7 @@ def test_cancel_owner_admin_and_queued(tmp_path: Path, git_server: GitServer) ->
         running = svc.post("alice", git_server.create("slow-a").url).json()
         queued = svc.post("bob", git_server.create("slow-b").url).json()
         assert queued["status"] == "queued"
-        assert svc.get(f"api/builds/{queued['id']}").json()["queue_position"] == 1
+        assert svc.get(f"api/builds/{queued['id']}", user="bob").json()["queue_position"] == 1
         assert svc.delete(queued["id"], user="alice").status_code == 403
         assert svc.delete(queued["id"], user="bob").status_code == 202
         assert status(svc, queued["id"]) == "cancelled"
@@ -110,9 +110,9 @@ def test_fair_queue_between_users(tmp_path: Path, git_server: GitServer) -> None
         alice = [svc.post("alice", url).json() for url in urls[:3]]
         bob = svc.post("bob", urls[3]).json()
         for b in [*alice, bob]:
-            assert svc.events(b["id"])[-1]["phase"] == "built"
+            assert svc.events(b["id"], user="admin")[-1]["phase"] == "built"
         started = {b["id"]: svc.get(f"api/builds/{b['id']}").json()["started"] for b in alice}
-        bob_started = svc.get(f"api/builds/{bob['id']}").json()["started"]
+        bob_started = svc.get(f"api/builds/{bob['id']}", user="bob").json()["started"]
         assert started[alice[0]["id"]] < bob_started < started[alice[1]["id"]]
     finally:
         svc.stop()
@@ -185,13 +185,36 @@ def test_persistence_across_restart(tmp_path: Path, git_server: GitServer) -> No
         events = svc.events(running["id"])
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         assert events[-1]["message"] == "interrupted by restart"
-        requeued = svc.events(queued["id"])
+        requeued = svc.events(queued["id"], user="bob")
         assert requeued[-1]["phase"] == "built"
         assert any("restart" in e["message"] for e in requeued)
     finally:
         svc.stop()
 
 
-@pytest.mark.parametrize("path", ["api/builds/zz", "api/nothing"])
+@pytest.mark.parametrize("path", ["api/builds/zz", "api/nothing", "../../elsewhere"])
 def test_unknown_paths(builder: BuilderProcess, path: str) -> None:
-    assert builder.get(path).status_code == 404
+    r = builder.get(path)
+    assert r.status_code == 404 and r.json()["status"] == 404
+
+
+def test_other_users_builds_are_private(builder: BuilderProcess, git_server: GitServer) -> None:
+    build = builder.post("alice", git_server.create("mine").url).json()
+    for path in (f"api/builds/{build['id']}", f"api/builds/{build['id']}/events"):
+        r = builder.get(path, user="mallory")
+        assert r.status_code == 403 and "another user" in r.json()["message"]
+        assert builder.get(path, user="admin").status_code == 200
+
+
+def test_graceful_stop_marks_running_builds(tmp_path: Path, git_server: GitServer) -> None:
+    svc = BuilderProcess(tmp_path / "b")
+    svc.start()
+    try:
+        build = svc.post("alice", git_server.create("slow-stopped").url).json()
+        wait_for(lambda: status(svc, build["id"]) == "building", timeout=10, what="building")
+        svc.stop()
+        svc.start()
+        record = svc.get(f"api/builds/{build['id']}").json()
+        assert (record["status"], record["reason"]) == ("failed", "interrupted by restart")
+    finally:
+        svc.stop()

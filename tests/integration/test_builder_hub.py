@@ -69,6 +69,11 @@ def test_hub_service_scopes_and_confirmed_spawn(
     alice, bob = Client(hub, hub.user_token("alice")), Client(hub, hub.user_token("bob"))
     anonymous = requests.post(hub.url + "services/fancy-env/api/builds", json={}, timeout=10)
     assert anonymous.status_code == 403
+    browser = hub.login("carol")  # HubOAuth: the API redirects a browser through the hub
+    r = browser.get(hub.url + "services/fancy-env/api/builds", timeout=30,
+                    headers={"Accept": "text/html,application/json"})  # fmt: skip
+    assert r.status_code == 200, (r.status_code, r.url, r.text[:300])
+    assert r.json() == {"builds": []}
 
     repo = git_server.create("hubenv", dockerfile_repo_files(docker_engine, "hub"))
     r = alice.request("POST", "api/builds", json={"repo": repo.url})
