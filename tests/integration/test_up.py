@@ -35,12 +35,22 @@ def test_up_serves_a_hub_and_ctrl_c_leaves_nothing(up: UpProcess) -> None:
     assert "fancy_env.setup(" in config and "FancyDockerSpawner" in config
     assert up.password not in config  # printed once, never written to disk
 
-    # a real server, so that Ctrl-C has a container to clean up
+    # the build service and sharing answer through the proxy
+    health = requests.get(up.url + "services/fancy-env/health", timeout=10)
+    assert health.status_code == 200, health.text
     session = up.login("alice")
+    links = session.get(up.url + "services/fancy-env/links", timeout=30)
+    assert links.status_code == 200 and "services/fancy-env/links" in links.url, links.text[:300]
+
+    # a second `up` on the same state dir is refused and leaves this one alone
+    code, out = UpProcess(up.state).run_to_exit()
+    assert code == 2 and "another fancy-env up already runs a hub" in out, out
+
+    # a real server, so that Ctrl-C has a container to clean up
     r = session.post(
         up.url + "hub/spawn/alice",
         timeout=60,
-        data={"profile": "small", "_xsrf": session.cookies.get("_xsrf", "")},
+        data={"profile": "small", "_xsrf": session.cookies.get("_xsrf", "", path="/hub/")},
     )
     assert r.status_code < 400, r.text[:500]
     wait_for(lambda: _server_ready(up, session), timeout=120, what="alice's server")
@@ -68,41 +78,23 @@ def _server_ready(up: UpProcess, session: requests.Session) -> bool:
     return session.get(up.url + "user/alice/", timeout=30).status_code == 200
 
 
-def test_build_service_and_sharing_answer(up: UpProcess) -> None:
+def test_restart_with_own_config_and_without_sharing(up: UpProcess, tmp_path: Path) -> None:
+    mine = tmp_path / "jupyterhub_config.py"
+    mine.write_text("c.JupyterHub.template_vars = {'announcement': 'from-my-config'}\n")
+    up.extra = ["--config", str(mine), "--no-sharing"]
     up.start()
-    health = requests.get(up.url + "services/fancy-env/health", timeout=10)
-    assert health.status_code == 200, health.text
-    session = up.login("dora")
-    links = session.get(up.url + "services/fancy-env/links", timeout=30)
-    assert links.status_code == 200 and "services/fancy-env/links" in links.url, links.text[:300]
-    assert up.interrupt() == 0
-
-
-def test_no_sharing_leaves_it_off(up: UpProcess) -> None:
-    up.extra = ["--no-sharing"]
-    up.start()
+    first_password = up.password
+    assert "from-my-config" in requests.get(up.url + "hub/login", timeout=10).text
     assert "enable_sharing" not in (up.state / "jupyterhub_config.py").read_text()
     assert up.interrupt() == 0
 
-
-def test_second_up_reuses_the_state_dir(up: UpProcess) -> None:
+    up.extra = []  # the same state dir again, with the defaults
     up.start()
-    first_password = up.password
-    assert up.interrupt() == 0
-    up.start()
-    assert up.password != first_password  # a new password each start
-    assert requests.get(up.url + "hub/health", timeout=10).status_code == 200
+    assert up.password != first_password  # a new password at each start
+    assert "from-my-config" not in requests.get(up.url + "hub/login", timeout=10).text
+    assert "enable_sharing" in (up.state / "jupyterhub_config.py").read_text()
     assert up.interrupt() == 0
     assert leftovers(up.state, up.generated_ports()) == ([], {}, set())
-
-
-def test_second_up_on_the_same_state_dir_is_refused(up: UpProcess) -> None:
-    up.start()
-    twin = UpProcess(up.state)
-    code, out = twin.run_to_exit()
-    assert code == 2 and "another fancy-env up already runs a hub" in out, out
-    assert requests.get(up.url + "hub/health", timeout=10).status_code == 200  # untouched
-    assert up.interrupt() == 0
 
 
 def test_preflight_port_taken(up: UpProcess) -> None:
@@ -138,15 +130,6 @@ def test_preflight_user_config_missing(up: UpProcess, tmp_path: Path) -> None:
     up.extra = ["--config", str(tmp_path / "nope.py")]
     code, out = up.run_to_exit()
     assert code == 2 and "is not a file" in out, out
-
-
-def test_user_config_overrides_defaults(up: UpProcess, tmp_path: Path) -> None:
-    mine = tmp_path / "jupyterhub_config.py"
-    mine.write_text("c.JupyterHub.template_vars = {'announcement': 'from-my-config'}\n")
-    up.extra = ["--config", str(mine)]
-    up.start()
-    assert "from-my-config" in requests.get(up.url + "hub/login", timeout=10).text
-    assert up.interrupt() == 0
 
 
 def test_hub_that_cannot_start_ends_up_cleanly(up: UpProcess, tmp_path: Path) -> None:
