@@ -195,6 +195,8 @@ def test_build_and_start_then_cached_then_recent(
     # recent environments come from the server-side history: one click starts it again
     page.goto(h.url + "hub/spawn")
     short = repo.url.removeprefix("http://").removesuffix(".git")
+    expect(page.get_by_role("button", name=f"Start {short} at main")).to_be_visible()
+    screenshot(page, artifacts, "form-recent")
     page.get_by_role("button", name=f"Start {short} at main").click()
     page.wait_for_url("**/user/bob/**", timeout=START_MS)
     assert marker_of(page, h, "bob") == token
