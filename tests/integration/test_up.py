@@ -5,7 +5,9 @@ Also the preflight checks as a user meets them: each failure is one line plus it
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.gitserver import GitServer
 from tests.support.net import free_port, wait_for
 from tests.support.up_process import UpProcess, leftovers, up_id
 
@@ -76,6 +79,49 @@ def _server_ready(up: UpProcess, session: requests.Session) -> bool:
         return False
     # the server itself answers through the proxy (its landing page; its API wants a token)
     return session.get(up.url + "user/alice/", timeout=30).status_code == 200
+
+
+def test_ctrl_c_during_a_build_leaves_nothing(
+    up: UpProcess, git_server: GitServer, docker_engine: str
+) -> None:
+    """A repo2docker build is running (a `RUN sleep` step) when Ctrl-C arrives."""
+    marker = f"sleep {170 + os.getpid() % 50}.5"  # unique command to find its build container
+    repo = git_server.create("slow-env", {"Dockerfile": f"FROM {docker_engine}\nRUN {marker}\n"})
+    up.extra = ["--allow-loopback-repos"]
+    up.start()
+    session = up.login("erin")
+    xsrf = session.cookies.get("_xsrf", "", path="/hub/")
+    r = session.post(
+        up.url + "hub/api/users/erin/tokens",
+        headers={"X-XSRFToken": xsrf},
+        json={"note": "build", "expires_in": 600},
+        timeout=30,
+    )
+    r.raise_for_status()
+    api = up.url + "services/fancy-env/api/builds"
+    auth = {"Authorization": f"token {r.json()['token']}"}
+    r = requests.post(api, json={"repo": repo.url, "ref": "main"}, headers=auth, timeout=30)
+    assert r.status_code in (200, 201, 202), r.text
+    build_id = r.json()["id"]
+    wait_for(lambda: _build_step_running(marker), timeout=180, what="the build's RUN step")
+    assert requests.get(f"{api}/{build_id}", headers=auth, timeout=10).json()["status"] not in (
+        "built",
+        "failed",
+    )
+
+    assert up.interrupt() == 0, up.output()
+    assert leftovers(up.state, up.generated_ports()) == ([], {}, set())
+    wait_for(lambda: not _build_step_running(marker), timeout=30, what="the build step to end")
+
+
+def _build_step_running(marker: str) -> bool:
+    out = subprocess.run(
+        ["docker", "ps", "--no-trunc", "--format", "{{.Command}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return marker in out
 
 
 def test_restart_with_own_config_and_without_sharing(up: UpProcess, tmp_path: Path) -> None:
