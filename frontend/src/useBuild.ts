@@ -14,6 +14,8 @@ export interface BuildState {
   /** The last phase before a terminal one (where a failed or cancelled build stopped). */
   lastActive: string | null;
   log: Segment[][];
+  /** Oldest lines dropped from the view to keep it light (the service keeps them all). */
+  dropped: number;
   /** A refusal of the request, shown next to the field it names. */
   fieldError: { field: "repo" | "ref"; reason: string } | null;
   /** A failure of the build itself (or the connection), shown under the log. */
@@ -28,6 +30,7 @@ const IDLE: BuildState = {
   phase: null,
   lastActive: null,
   log: [],
+  dropped: 0,
   fieldError: null,
   failure: null,
   startedAt: null,
@@ -51,6 +54,20 @@ export function estimateFrom(records: BuildRecord[]): number | null {
   return durations[Math.floor(durations.length / 2)] ?? null;
 }
 
+/** Lines shown at most; older ones are dropped from the view (counted in `dropped`). */
+export const MAX_LOG_LINES = 2000;
+
+export function appendLines(
+  state: Pick<BuildState, "log" | "dropped">,
+  message: string,
+): Pick<BuildState, "log" | "dropped"> {
+  const lines = message.split(/\r?\n/).filter(Boolean).map(ansiToSegments);
+  if (lines.length === 0) return { log: state.log, dropped: state.dropped };
+  const log = [...state.log, ...lines];
+  const over = Math.max(0, log.length - MAX_LOG_LINES);
+  return { log: over ? log.slice(over) : log, dropped: state.dropped + over };
+}
+
 export function useBuild(client: BuilderClient, onBuilt: (id: string) => void): UseBuild {
   const [state, setState] = useState<BuildState>(IDLE);
   const abort = useRef<AbortController | null>(null);
@@ -63,7 +80,7 @@ export function useBuild(client: BuilderClient, onBuilt: (id: string) => void): 
       ...s,
       phase: event.phase,
       lastActive: ["built", "failed", "cancelled"].includes(event.phase) ? s.lastActive : event.phase,
-      log: event.message ? [...s.log, ...event.message.split(/\r?\n/).filter(Boolean).map(ansiToSegments)] : s.log,
+      ...appendLines(s, event.message),
     }));
   }, []);
 

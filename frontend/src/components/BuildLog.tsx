@@ -2,7 +2,7 @@ import { useEffect, useRef } from "preact/hooks";
 import type { Segment } from "../ansi";
 
 /** The live build log: ANSI colours as spans, follows the end unless scrolled up. */
-export function BuildLog({ lines }: { lines: Segment[][] }) {
+export function BuildLog({ lines, dropped = 0 }: { lines: Segment[][]; dropped?: number }) {
   const ref = useRef<HTMLPreElement>(null);
   const stick = useRef(true);
   useEffect(() => {
@@ -22,8 +22,9 @@ export function BuildLog({ lines }: { lines: Segment[][] }) {
         stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
       }}
     >
+      {dropped > 0 && <div class="fe-dim">… {dropped} earlier lines not shown</div>}
       {lines.map((line, i) => (
-        <div key={i}>
+        <div key={dropped + i}>
           {line.map((seg, j) =>
             seg.classes.length ? (
               <span key={j} class={seg.classes.join(" ")}>

@@ -96,7 +96,7 @@ export function RepoPanel({ repo, gitRef, build, onRepo, onRef, onBuild, onCance
             {build.failure}
           </div>
         )}
-        {build.log.length > 0 && <BuildLog lines={build.log} />}
+        {build.log.length > 0 && <BuildLog lines={build.log} dropped={build.dropped} />}
       </div>
     </section>
   );
