@@ -134,9 +134,12 @@ def test_restart_with_own_config_and_without_sharing(up: UpProcess, tmp_path: Pa
     assert "enable_sharing" not in (up.state / "jupyterhub_config.py").read_text()
     assert up.interrupt() == 0
 
-    up.extra = []  # the same state dir again, with the defaults
+    up.extra = ["--base-url", "/jh/"]  # the same state dir again, defaults, under a prefix
     up.start()
+    assert up.url == f"http://127.0.0.1:{up.port}/jh/"
     assert up.password != first_password  # a new password at each start
+    health = requests.get(up.url + "services/fancy-env/health", timeout=10)
+    assert health.status_code == 200, health.text
     assert "from-my-config" not in requests.get(up.url + "hub/login", timeout=10).text
     assert "enable_sharing" in (up.state / "jupyterhub_config.py").read_text()
     assert up.interrupt() == 0
