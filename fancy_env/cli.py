@@ -207,9 +207,12 @@ class UpApp(Application):
         return [p for p in problems if p is not None]
 
     def _may_build_image(self) -> bool:
+        """Only our own image can be built by setup.sh; ask unless --build-image said yes."""
+        if self.image != SINGLEUSER_IMAGE:
+            return False
         if self.build_image:
             return True
-        if self.image != SINGLEUSER_IMAGE or not sys.stdin.isatty():
+        if not sys.stdin.isatty():
             return False
         answer = input(f"The single-user image {self.image} is missing. Build it now? [Y/n] ")
         return answer.strip().lower() in ("", "y", "yes")
@@ -407,8 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(main_build(rest) or 0)
     if command == "up":
         app = UpApp()
-        app.initialize(rest)
-        app.start()
+        try:
+            app.initialize(rest)
+            app.start()
+        except KeyboardInterrupt:  # Ctrl-C before anything was started (preflight, prompt)
+            say("\nfancy-env up: interrupted before the hub started; nothing to stop")
+            return 130
         return 0
     print(f"fancy-env: unknown command {command!r} (allowed: up, build)\n{USAGE}", file=sys.stderr)
     return 2
