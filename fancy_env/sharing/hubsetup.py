@@ -29,6 +29,17 @@ def _get(config: Any, name: str, default: Any) -> Any:
     return config[name] if name in config else default
 
 
+def _without_overrides(value: Any) -> Any:
+    """The profile list without `kubespawner_override` (anywhere): the link page needs only
+    slugs, choices, access lists and regexes — not images, volumes or environment values,
+    which may hold secrets or callables."""
+    if isinstance(value, dict):
+        return {k: _without_overrides(v) for k, v in value.items() if k != "kubespawner_override"}
+    if isinstance(value, list | tuple):
+        return [_without_overrides(v) for v in value]
+    return value
+
+
 def _profile_list(c: Any) -> list[Any] | None:
     for section in SPAWNER_SECTIONS:
         if section in c and "profile_list" in c[section]:
@@ -66,11 +77,11 @@ def enable_sharing(
     }
     profiles = profile_list if profile_list is not None else _profile_list(c)
     if profiles is not None:
-        sharing["profile_list"] = profiles
+        sharing["profile_list"] = _without_overrides(profiles)
     sharing.update(options or {})
 
     env = service.setdefault("environment", {})
     config = json.loads(env.get("FANCY_ENV_BUILDER_CONFIG", "{}"))
     config.setdefault("FancyEnvSharing", {}).update(sharing)
-    env["FANCY_ENV_BUILDER_CONFIG"] = json.dumps(config)
+    env["FANCY_ENV_BUILDER_CONFIG"] = json.dumps(config, default=str)
     return sharing

@@ -74,3 +74,20 @@ def test_scopes(share_servers: bool) -> None:
     assert "custom:fancy-env:build" in c.JupyterHub.extra_user_scopes
     enable_sharing(c, svc, share_servers=share_servers)  # idempotent
     assert len(svc["oauth_client_allowed_scopes"]) == len(scopes)
+
+
+def test_overrides_never_reach_the_service() -> None:
+    profiles = [{
+        "display_name": "Small", "slug": "small",
+        "kubespawner_override": {"environment": {"TOKEN": "secret"}, "cmd": lambda s: "x"},
+        "repository_build": {"enabled": True, "kubespawner_override": {"mem_limit": "2G"}},
+        "profile_options": {"image": {"display_name": "Image", "choices": {
+            "a": {"display_name": "A", "kubespawner_override": {"image": "a:1"}}}}},
+    }]  # fmt: skip
+    svc = service()
+    enable_sharing(Config({"FancyKubeSpawner": {"profile_list": profiles}}), svc)
+    text = svc["environment"]["FANCY_ENV_BUILDER_CONFIG"]
+    assert "secret" not in text and "a:1" not in text and "kubespawner_override" not in text
+    got = sharing_config(svc)["profile_list"][0]
+    assert got["repository_build"] == {"enabled": True}
+    assert got["profile_options"]["image"]["choices"]["a"] == {"display_name": "A"}
