@@ -197,6 +197,10 @@ def test_build_and_start_then_cached_then_recent(
     short = repo.url.removeprefix("http://").removesuffix(".git")
     expect(page.get_by_role("button", name=f"Start {short} at main")).to_be_visible()
     screenshot(page, artifacts, "form-recent")
+    # Share: an environment link pinned to this build, shown once
+    page.get_by_role("button", name=f"Share {short} at main").click()
+    link = page.get_by_role("textbox", name=f"Link to {short} at main")
+    expect(link).to_have_value(re.compile(r"/services/fancy-env/"))
     page.get_by_role("button", name=f"Start {short} at main").click()
     page.wait_for_url("**/user/bob/**", timeout=START_MS)
     assert marker_of(page, h, "bob") == token
