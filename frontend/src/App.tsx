@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useCallback, useMemo, useState } from "preact/hooks";
 import type { BuildRecord } from "./api/buildEvents";
 import type { BuilderClient } from "./api/client";
 import {
@@ -12,8 +12,9 @@ import {
 } from "./config";
 import { OptionFields, type OptionValue } from "./components/OptionFields";
 import { ProfilePicker } from "./components/ProfilePicker";
-import { RecentBuilds, recentEnvironments } from "./components/RecentBuilds";
+import { RecentBuilds } from "./components/RecentBuilds";
 import { RepoPanel } from "./components/RepoPanel";
+import { useRecentBuilds, useSubmitBuild, useSubmitGuard } from "./formHooks";
 import { type BuildState, useBuild } from "./useBuild";
 
 type Values = Record<string, Record<string, OptionValue>>;
@@ -68,61 +69,29 @@ export function App({ config, client, form }: Props) {
   const [repo, setRepo] = useState("");
   const [gitRef, setGitRef] = useState("");
   const [pending, setPending] = useState<string | null>(null);
-  const [history, setHistory] = useState<BuildRecord[]>([]);
   const selected = config.profiles.find((p) => p.slug === profile);
   const repoProfile = config.profiles.find((p) => p.repositoryBuild?.enabled);
   const { state: build, start, cancel } = useBuild(client, setPending);
-
-  useEffect(() => {
-    if (!repoProfile) return;
-    client.history().then(
-      (records) => setHistory(recentEnvironments(records)),
-      () => setHistory([]),
-    );
-  }, [client, repoProfile]);
-
-  // Submit once the DOM shows the profile that goes with the build.
-  useEffect(() => {
-    if (!pending || !form) return;
-    let input = form.querySelector<HTMLInputElement>('input[name="build_id"]');
-    if (!input) {
-      input = form.ownerDocument.createElement("input");
-      input.type = "hidden";
-      input.name = "build_id";
-      form.appendChild(input);
-    }
-    input.value = pending;
-    if (typeof form.requestSubmit === "function") form.requestSubmit();
-    else form.submit();
-  }, [pending, form]);
+  const history = useRecentBuilds(client, repoProfile !== undefined);
+  useSubmitBuild(form, pending);
 
   const startBuild = useCallback(() => {
     if (repo.trim()) void start(repo.trim(), gitRef.trim());
   }, [repo, gitRef, start]);
 
-  const latest = useRef({ selected, values, repo, startBuild });
-  latest.current = { selected, values, repo, startBuild };
-  useEffect(() => {
-    if (!form) return undefined;
-    const onSubmit = (e: Event): void => {
-      const s = latest.current;
-      const found = validate(s.selected, s.values);
-      const needsBuild =
-        s.selected?.repositoryBuild?.enabled &&
-        s.repo.trim() &&
-        !form.querySelector<HTMLInputElement>('input[name="build_id"]')?.value;
-      if (Object.keys(found).length === 0 && !needsBuild) return;
-      e.preventDefault();
-      e.stopImmediatePropagation();
-      setErrors(found);
-      const first = Object.keys(found)[0];
-      if (first && s.selected) {
-        form.ownerDocument.getElementById(unlistedFieldName(s.selected.slug, first))?.focus();
-      } else if (needsBuild) s.startBuild();
-    };
-    form.addEventListener("submit", onSubmit, true);
-    return () => form.removeEventListener("submit", onSubmit, true);
-  }, [form]);
+  // "Other…" values are checked first; a filled repository field means "build, then start".
+  useSubmitGuard(form, () => {
+    const found = validate(selected, values);
+    const first = Object.keys(found)[0];
+    const hasBuild = Boolean(form?.querySelector<HTMLInputElement>('input[name="build_id"]')?.value);
+    const needsBuild = Boolean(selected?.repositoryBuild?.enabled && repo.trim() && !hasBuild);
+    if (!first && !needsBuild) return true;
+    setErrors(found);
+    if (first && selected) {
+      form?.ownerDocument.getElementById(unlistedFieldName(selected.slug, first))?.focus();
+    } else startBuild();
+    return false;
+  });
 
   const onOption = (option: string, value: OptionValue): void => {
     setValues((v) => ({ ...v, [profile]: { ...v[profile], [option]: value } }));
