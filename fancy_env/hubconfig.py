@@ -85,23 +85,7 @@ def setup(
     for section, values in (builder_config or {}).items():
         config.setdefault(section, {}).update(values)
 
-    package_root = str(Path(__file__).resolve().parent.parent)
-    pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-    service = {
-        "name": name,
-        "url": f"http://127.0.0.1:{port}",
-        "command": [sys.executable, "-m", "fancy_env.builder"],
-        "cwd": str(state),
-        "api_token": api_token,
-        "oauth_no_confirm": True,
-        "oauth_client_allowed_scopes": [BUILD_SCOPE, ADMIN_SCOPE],
-        "display": False,
-        "environment": {
-            "FANCY_ENV_TICKET_SECRET": ticket_secret,
-            "FANCY_ENV_BUILDER_CONFIG": json.dumps(config),
-            "PYTHONPATH": pythonpath,
-        },
-    }
+    service = _service_entry(name, port, state, api_token, ticket_secret, config)
     services = [s for s in _get(c.JupyterHub, "services", []) if s.get("name") != name]
     c.JupyterHub.services = [*services, service]
 
@@ -121,3 +105,25 @@ def setup(
     spawner.image_prefix = image_prefix
     spawner.build_confirmer = HTTPBuildConfirmer(api_url, api_token, image_prefix)
     return service
+
+
+def _service_entry(
+    name: str, port: int, state: Path, api_token: str, ticket_secret: str, config: dict[str, Any]
+) -> dict[str, Any]:
+    package_root = str(Path(__file__).resolve().parent.parent)
+    pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    return {
+        "name": name,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [sys.executable, "-m", "fancy_env.builder"],
+        "cwd": str(state),
+        "api_token": api_token,
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": [BUILD_SCOPE, ADMIN_SCOPE],
+        "display": False,
+        "environment": {
+            "FANCY_ENV_TICKET_SECRET": ticket_secret,
+            "FANCY_ENV_BUILDER_CONFIG": json.dumps(config),
+            "PYTHONPATH": pythonpath,
+        },
+    }

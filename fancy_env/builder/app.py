@@ -104,6 +104,12 @@ class BuilderApp(Application):
     keepalive_interval = Float(
         15, help="Seconds between keepalive comments on idle event streams."
     ).tag(config=True)
+    event_batch_interval = Float(
+        0.05,
+        help="After waking for a new event, an event stream waits this long (seconds) to send "
+        "the lines that follow in the same write. Bounds the work per watcher when logs are "
+        "fast; adds at most this much latency. 0 sends every line at once.",
+    ).tag(config=True)
     allowed_http_hosts = Set(
         Unicode(), help="Hosts ('host' or 'host:port') that may be fetched over plain http."
     ).tag(config=True)
@@ -257,6 +263,7 @@ class BuilderApp(Application):
             admin_scope=self.admin_scope,
             access_scopes=frozenset({f"access:services!service={self.service_name}"}),
             keepalive_interval=self.keepalive_interval,
+            event_batch_interval=self.event_batch_interval,
             metrics_require_auth=self.metrics_require_auth,
             cookie_secret=self._cookie_secret(),
             default_handler_class=handlers.NotFoundHandler,

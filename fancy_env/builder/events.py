@@ -14,6 +14,7 @@ Every event on `GET api/builds/<id>/events` is one SSE message::
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,10 @@ class BuildEvent:
             "time": self.time,
             "image": self.image,
         }
+
+    def sse(self) -> str:
+        """The event as one server-sent-events message (`id:` = seq)."""
+        return f"id: {self.seq}\ndata: {json.dumps(self.to_json())}\n\n"
 
 
 def make_event(build_id: str, seq: int, phase: str, message: str, image: str | None = None):

@@ -7,6 +7,7 @@ cookie for browsers). Errors are JSON `{"status", "message", "field"?}`, never a
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from dataclasses import dataclass
@@ -243,8 +244,7 @@ class EventsHandler(BaseHandler):
         return max(value, 0)
 
     def _send(self, events: list[Any]) -> int:
-        chunk = "".join(f"id: {e.seq}\ndata: {json.dumps(e.to_json())}\n\n" for e in events)
-        self.write(chunk)
+        self.write("".join(e.sse() for e in events))
         return int(events[-1].seq)
 
     async def get(self, build_id: str) -> None:
@@ -269,16 +269,20 @@ class EventsHandler(BaseHandler):
                 stored = [e for e in stored if e.seq <= active.base_seq]
             if stored:
                 last = self._send(stored)
+        batch = float(self.settings["event_batch_interval"])
         while active is not None:
-            events = active.after(last)
-            if events:
-                last = self._send(events)
+            chunk, seq = active.sse_after(last)
+            if chunk:
+                last = seq
+                self.write(chunk)
                 await self.flush()
-            if active.done and not active.after(last):
+            if active.done and seq == last:
                 break
             if not await active.wait(keepalive):
                 self.write(": keepalive\n\n")
                 await self.flush()
+            elif batch > 0 and not active.done:
+                await asyncio.sleep(batch)  # gather the lines that follow into one write
         self.finish()
 
 

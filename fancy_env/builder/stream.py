@@ -23,6 +23,7 @@ class ActiveBuild:
         self.job = job
         self.base_seq = base_seq
         self.events: list[BuildEvent] = []
+        self.sse: list[str] = []  # each event serialised once, for every watcher
         self.unflushed: list[BuildEvent] = []
         self.phase = "queued"
         self.last_output = time.monotonic()
@@ -40,6 +41,7 @@ class ActiveBuild:
     def emit(self, phase: str, message: str, image: str | None = None) -> BuildEvent:
         event = make_event(self.id, self.seq + 1, phase, message, image)
         self.events.append(event)
+        self.sse.append(event.sse())
         self.unflushed.append(event)
         self.last_output = time.monotonic()
         if phase != self.phase:
@@ -64,6 +66,11 @@ class ActiveBuild:
         """Events in memory with a seq above `seq` (callers read older ones from the DB)."""
         start = max(seq - self.base_seq, 0)
         return self.events[start:]
+
+    def sse_after(self, seq: int) -> tuple[str, int]:
+        """The serialised events after `seq` as one chunk, and the last seq in it."""
+        start = max(seq - self.base_seq, 0)
+        return "".join(self.sse[start:]), self.seq
 
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait for a new event; False on timeout."""
