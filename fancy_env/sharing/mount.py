@@ -20,7 +20,8 @@ from .handlers import sharing_handlers
 
 
 class OAuthCallback(HubOAuthCallbackHandler):
-    """The OAuth callback using the application's HubOAuth instance.
+    """The OAuth callback using the application's HubOAuth instance (for the standalone app;
+    the build service has its own equivalent).
 
     JupyterHub's stock handler uses `HubOAuth.instance()`; the OAuth state (PKCE verifier and
     the page to return to, e.g. a link) lives in the instance that started the login, so the
@@ -45,9 +46,8 @@ def mount_sharing(builder: Any, web_app: WebApplication) -> bool:
         config, builder.db_url, prefix, profiles=parse_profile_list(config.profile_list)
     )
     web_app.settings[SETTINGS_KEY] = ctx
-    routes: list[Any] = list(sharing_handlers(prefix, web_app.settings))
+    # the build service serves `oauth_callback` itself (with the same HubOAuth instance);
     # added rules take precedence over the application's own (tornado's add_handlers)
-    routes.append((rf"{prefix}oauth_callback", OAuthCallback))
-    web_app.add_handlers(r".*$", routes)
+    web_app.add_handlers(r".*$", list(sharing_handlers(prefix, web_app.settings)))
     log.info("sharing routes mounted under %s (links table in %s)", prefix, builder.db_url)
     return True
