@@ -12,7 +12,7 @@ returns, in this order:
    docs/internals.md: only what this user may see (no `kubespawner_override`, no `allowed_*`
    lists, no `allowed_repos` patterns), plus a freshly minted form ticket;
 4. the production bundle (`fancy_env/static/form/form.js` and `form.css`) **inlined** as
-   `<script>` and `<style>`. The bundle is small (about 13 KB gzip), so inlining costs less
+   `<script>` and `<style>`. The bundle is small (about 14 KB gzip), so inlining costs less
    than one extra request, needs no static-file route in the hub, and respects any hub
    `base_url` and named server without a URL to get wrong (docs/form.md explains more).
 
