@@ -75,6 +75,9 @@ log "system packages present"
 
 if ! command -v configurable-http-proxy >/dev/null; then
   log "installing configurable-http-proxy from npm"
+  # Node ignores the system CA store: hand it the system bundle (TLS-inspecting proxies)
+  [[ -n "${NODE_EXTRA_CA_CERTS:-}" || ! -f /etc/ssl/certs/ca-certificates.crt ]] \
+    || export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
   "${SUDO[@]}" npm install -g --no-audit --no-fund --loglevel=error configurable-http-proxy \
     >"$STATE/npm.log" 2>&1 || { tail -30 "$STATE/npm.log" >&2; exit 1; }
   did "npm:configurable-http-proxy"
