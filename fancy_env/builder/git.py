@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from ..repos import COMMIT_SHA, RepoError
 
@@ -79,6 +80,30 @@ async def ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC10
 MAX_REFS_BYTES = 32 << 20
 
 
+REFS_PATH = "/info/refs?service=git-upload-pack"
+
+
+async def _fetch_refs(client: Any, base: str, options: dict[str, Any]) -> tuple[Any, str]:
+    """GET the ref advertisement, following up to 3 same-origin redirects."""
+    from tornado.httpclient import HTTPClientError
+
+    url = base + REFS_PATH
+    for _ in range(4):
+        try:
+            return await client.fetch(url, **options), url[: -len(REFS_PATH)]
+        except HTTPClientError as e:
+            location = e.response.headers.get("Location") if e.response else None
+            if e.code not in (301, 302, 303, 307, 308) or not location:
+                raise
+            target = urljoin(url, location)
+            if urlsplit(target)[:2] != urlsplit(url)[:2] or not target.endswith(REFS_PATH):
+                raise RepoError(
+                    "repo", "the repository redirects to another host; give the final URL"
+                ) from None
+            url = target
+    raise RepoError("repo", "the repository redirects too many times")
+
+
 def parse_pkt_lines(body: bytes) -> tuple[dict[str, str], str]:
     """Smart-HTTP (protocol v0) ref advertisement -> (refs, HEAD's symref target or "")."""
     refs: dict[str, str] = {}
@@ -106,21 +131,21 @@ def parse_pkt_lines(body: bytes) -> tuple[dict[str, str], str]:
 async def http_ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC109
     """Resolve `ref` with one HTTP request (smart or dumb protocol), no git process.
 
-    This is the hot path of a cache hit; it follows no redirects and reads at most 32 MiB.
-    Anything it does not understand falls back to `git ls-remote`.
+    This is the hot path of a cache hit. It follows redirects only within the same origin
+    (say `/project` -> `/project.git`), reads at most 32 MiB, and falls back to
+    `git ls-remote` for anything it does not understand.
     """
     from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
     if ref and COMMIT_SHA.fullmatch(ref):
         return ref
     client = AsyncHTTPClient()
-    base = url.rstrip("/")
     options: dict[str, Any] = {
         "follow_redirects": False, "request_timeout": timeout, "connect_timeout": timeout,
         "headers": {"User-Agent": "git/2.39 (fancy-env)", "Accept": "*/*"},
     }  # fmt: skip
     try:
-        r = await client.fetch(f"{base}/info/refs?service=git-upload-pack", **options)
+        r, base = await _fetch_refs(client, url.rstrip("/"), options)
     except HTTPClientError as e:
         if e.code in (401, 403, 404):
             raise RepoError("repo", f"could not read the repository (HTTP {e.code})") from None

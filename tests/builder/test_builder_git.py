@@ -77,3 +77,35 @@ async def test_http_resolver_against_dumb_server(git_server: GitServer) -> None:
         await http_ls_remote(git_server.base_url + "/missing.git", "", 10)
     with pytest.raises(RepoError, match="could not read the repository"):
         await ls_remote(git_server.base_url + "/missing.git", "", 10)
+
+
+async def test_http_resolver_redirects(git_server: GitServer) -> None:
+    from tornado.httpserver import HTTPServer
+    from tornado.web import Application, RedirectHandler, StaticFileHandler
+
+    from tests.support.net import free_port
+
+    repo = git_server.create("real")
+    port = free_port()
+    app = Application(
+        [
+            (r"/alias/info/refs", RedirectHandler, {"url": "/real.git/info/refs",
+                                                    "permanent": True}),
+            (r"/away/info/refs", RedirectHandler, {"url": repo.url + "/info/refs"}),
+            (r"/(.*)", StaticFileHandler, {"path": str(git_server.root / "srv")}),
+        ]
+    )  # fmt: skip
+
+    server = HTTPServer(app)
+    server.listen(port, "127.0.0.1")
+    try:
+        here = f"http://127.0.0.1:{port}"
+        head = git("rev-parse", "HEAD", cwd=repo.work)
+        # same origin: /alias -> /real.git is followed
+        assert await http_ls_remote(f"{here}/alias", "main", 10) == head
+        assert await http_ls_remote(f"{here}/alias", "", 10) == head
+        # another origin: refused with a reason
+        with pytest.raises(RepoError, match="redirects to another host"):
+            await http_ls_remote(f"{here}/away", "main", 10)
+    finally:
+        server.stop()
