@@ -39,7 +39,7 @@ class FakeKubeAPI:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> FakeKubeAPI:
-        self.port = free_port()
+        self.port = self.port or free_port()
         pod = r"/api/v1/namespaces/([^/]+)/pods"
         app = Application(
             [
@@ -119,3 +119,31 @@ class LogHandler(Base):
         if name in self.api.pods:
             pod["status"]["phase"] = self.api.final_phase
         self.finish()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.support.fake_k8s --port P --lines N --delay S`: run it as a process."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--lines", type=int, default=20)
+    parser.add_argument("--delay", type=float, default=0.1)
+    parser.add_argument("--final", default="Succeeded")
+    args = parser.parse_args(argv)
+    lines = [
+        json.dumps({"message": f"Step {i + 1}/{args.lines} : RUN fake\n", "phase": "building"})
+        for i in range(args.lines)
+    ]
+
+    async def serve() -> None:
+        api = FakeKubeAPI(log_lines=lines, final_phase=args.final, line_delay=args.delay)
+        api.port = args.port
+        await api.start()
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
