@@ -74,7 +74,8 @@ class RepoSpec:
 
 
 def _host_in(host: str, port: int | None, allowed: Iterable[str]) -> bool:
-    return any(a == host or (port is not None and a == f"{host}:{port}") for a in allowed)
+    """`host` or `host:port` is listed (or the list holds "*")."""
+    return any(a in ("*", host) or (port is not None and a == f"{host}:{port}") for a in allowed)
 
 
 def _check_text(field_name: str, value: str, max_length: int) -> None:
@@ -197,7 +198,9 @@ def parse_repo(
 ) -> RepoSpec:
     """Parse and check a repository request; raise RepoError with the reason."""
     policy = policy or RepoPolicy()
-    if not isinstance(repo, str) or not repo:
+    if not isinstance(repo, str):
+        raise RepoError("repo", "must be a string (an https URL, owner/repo, gh:… or gl:…)")
+    if not repo:
         raise RepoError("repo", "is required (an https URL, owner/repo, gh:… or gl:…)")
     if not isinstance(ref, str) or not isinstance(subdir, str):
         raise RepoError("ref" if not isinstance(ref, str) else "subdir", "must be a string")

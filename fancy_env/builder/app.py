@@ -111,7 +111,8 @@ class BuilderApp(Application):
         "fast; adds at most this much latency. 0 sends every line at once.",
     ).tag(config=True)
     allowed_http_hosts = Set(
-        Unicode(), help="Hosts ('host' or 'host:port') that may be fetched over plain http."
+        Unicode(),
+        help="Hosts ('host' or 'host:port', '*' = any) that may be fetched over plain http.",
     ).tag(config=True)
     allow_private_hosts = Bool(
         False,

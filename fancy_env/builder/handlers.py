@@ -201,6 +201,8 @@ class BuildsHandler(BaseHandler):
 
     def get(self) -> None:
         repo = self.get_argument("repo", None)
+        if repo:
+            repo = self.service.normalise_repo(repo)
         user: str | None = self.get_argument("user", None)
         mine = self.get_argument("mine", "") in ("1", "true", "yes")
         if mine or not self.identity.admin:

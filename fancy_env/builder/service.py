@@ -87,6 +87,16 @@ class BuildService:
             raise ServiceError(400, e.reason, e.field) from None
         return spec, commit
 
+    def normalise_repo(self, repo: str) -> str:
+        """The normalised URL of `repo` (for filters); unchanged if it does not parse."""
+        try:
+            return parse_repo(
+                repo,
+                policy=RepoPolicy(allowed_http_hosts=frozenset({"*"}), allow_private_hosts=True),
+            ).url
+        except RepoError:
+            return repo
+
     async def _check_host(self, spec: RepoSpec) -> None:
         if self.policy.private_allowed(spec.host, spec.port):
             return

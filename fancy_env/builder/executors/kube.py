@@ -120,7 +120,7 @@ class KubernetesExecutor(Executor):
         config=True
     )
     build_image = Unicode(
-        "quay.io/jupyterhub/repo2docker:2025.08.0",
+        "quay.io/jupyterhub/repo2docker:2026.4.0",
         help="Image with repo2docker that build pods run.",
     ).tag(config=True)
     engine = Unicode("docker", help="repo2docker --engine inside the build pod.").tag(config=True)
