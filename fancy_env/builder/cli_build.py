@@ -56,7 +56,11 @@ class Progress:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="fancy-env build", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="fancy-env build",
+        description="Build an image from a Git repository with repo2docker, through a hub's "
+        "build service (--hub) or locally; prints the image name.",
+    )
     p.add_argument("repo", help="https URL, owner/repo, gh:owner/repo or gl:group/project")
     p.add_argument("--ref", default="", help="branch, tag or commit (default: the remote's HEAD)")
     p.add_argument("--subdir", default="", help="subdirectory of the repository to build")
