@@ -152,9 +152,11 @@ class BuilderApp(Application):
         "again. Image names are commit-addressed, so this only matters if images get pruned; "
         "0 asks every time.",
     ).tag(config=True)
-    flush_interval = Float(0.2, help="Seconds between batched writes of log lines.").tag(
-        config=True
-    )
+    flush_interval = Float(
+        0.02,
+        help="Log lines are stored this many seconds after they are emitted, in one batch with "
+        "the lines that follow; watchers see a line once it is stored.",
+    ).tag(config=True)
 
     @default("service_name")
     def _service_name(self) -> str:

@@ -278,7 +278,7 @@ class EventsHandler(BaseHandler):
                 last = seq
                 self.write(chunk)
                 await self.flush()
-            if active.done and seq == last:
+            if active.closed and active.published == last:
                 break
             if not await active.wait(keepalive):
                 self.write(": keepalive\n\n")

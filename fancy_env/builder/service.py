@@ -42,7 +42,7 @@ class ServiceConfig:
     build_timeout: float = 3600
     silence_timeout: float = 600
     git_timeout: float = 30
-    flush_interval: float = 0.2
+    flush_interval: float = 0.02
 
 
 class ServiceError(Exception):
@@ -75,6 +75,7 @@ class BuildService:
             self._start, config.max_concurrent, config.max_per_user
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._flush_scheduled: set[str] = set()
 
     # ---- request path --------------------------------------------------------------------
 
@@ -174,6 +175,7 @@ class BuildService:
     def _activate(self, build: Build, base_seq: int) -> ActiveBuild:
         active = ActiveBuild(build.id, build.user, self._job(build), base_seq)
         active.on_phase = self._phase_changed
+        active.on_emit = self._schedule_flush
         self.active[build.id] = active
         self.by_image[build.image] = active
         return active
@@ -250,16 +252,39 @@ class BuildService:
 
     # ---- background ------------------------------------------------------------------------
 
+    def _schedule_flush(self, active: ActiveBuild) -> None:
+        """Store (then show) new lines soon, in one batch with the lines that follow."""
+        if active.id not in self._flush_scheduled:
+            self._flush_scheduled.add(active.id)
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.config.flush_interval, self._scheduled_flush, active)
+
+    def _scheduled_flush(self, active: ActiveBuild) -> None:
+        self._flush_scheduled.discard(active.id)
+        try:
+            self._flush(active)
+        except Exception:  # noqa: BLE001 - the lines stay pending; the flusher retries
+            self.log.exception("storing log lines of build %s failed", active.id)
+
     def _flush(self, active: ActiveBuild) -> None:
-        self.store.add_lines(active.take_unflushed())
+        """Store pending lines, then publish them to watchers (stored before shown)."""
+        lines = active.take_unflushed()
+        if lines:
+            try:
+                self.store.add_lines(lines)
+            except Exception:
+                active.unflushed[:0] = lines
+                raise
+        active.publish(active.seq - len(active.unflushed))
 
     def flush_all(self) -> None:
         for active in list(self.active.values()):
             self._flush(active)
 
     async def _flusher(self) -> None:
+        """Safety net: retry anything a scheduled flush could not store."""
         while True:
-            await asyncio.sleep(self.config.flush_interval)
+            await asyncio.sleep(1.0)
             try:
                 self.flush_all()
             except Exception:  # noqa: BLE001 - keep flushing; the next round retries

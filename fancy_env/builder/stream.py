@@ -1,9 +1,11 @@
-"""A build in progress: its events in memory, watchers woken on every new one.
+"""A build in progress: its events in memory, watchers woken when new ones are stored.
 
 Every event gets the next `seq` of its build (the SSE id). Events are kept in memory while
-the build is active and written to the database in small batches by the service's flusher
-(and at once when the build ends), so a watcher that reconnects with `Last-Event-ID` gets
-exactly what it missed, from memory or from the database.
+the build is active and written to the database in small batches (a few milliseconds after
+they are emitted, and at once when the build ends). Watchers see an event only once it is
+stored (`published`): a crash can never have shown a line that a restarted service does not
+know, so ids are never reused and a reconnect with `Last-Event-ID` gets exactly what it
+missed, from memory or from the database.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class ActiveBuild:
         self.stop_reason: tuple[str, str] | None = None
         self.done = False
         self.on_phase: Callable[[ActiveBuild, str], None] | None = None
+        self.on_emit: Callable[[ActiveBuild], None] | None = None
+        self.published = base_seq  # the last seq stored in the database (visible to watchers)
         self._changed = asyncio.Event()
 
     @property
@@ -50,9 +54,21 @@ class ActiveBuild:
                 self.on_phase(self, phase)
         if phase in TERMINAL_PHASES:
             self.done = True
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        if self.on_emit is not None:
+            self.on_emit(self)
         return event
+
+    def publish(self, seq: int) -> None:
+        """Events up to `seq` are stored: show them to watchers."""
+        if seq > self.published:
+            self.published = seq
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+    @property
+    def closed(self) -> bool:
+        """Ended, and every event is stored and visible."""
+        return self.done and self.published == self.seq
 
     def log_line(self, phase: str, message: str) -> None:
         """The executor's `emit`: one log line in a phase."""
@@ -62,15 +78,11 @@ class ActiveBuild:
         lines, self.unflushed = self.unflushed, []
         return lines
 
-    def after(self, seq: int) -> list[BuildEvent]:
-        """Events in memory with a seq above `seq` (callers read older ones from the DB)."""
-        start = max(seq - self.base_seq, 0)
-        return self.events[start:]
-
     def sse_after(self, seq: int) -> tuple[str, int]:
-        """The serialised events after `seq` as one chunk, and the last seq in it."""
+        """The published events after `seq`, serialised as one chunk, and the last seq in it."""
         start = max(seq - self.base_seq, 0)
-        return "".join(self.sse[start:]), self.seq
+        end = self.published - self.base_seq
+        return "".join(self.sse[start:end]), max(seq, self.published)
 
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait for a new event; False on timeout."""

@@ -219,3 +219,25 @@ def test_graceful_stop_marks_running_builds(tmp_path: Path, git_server: GitServe
         assert (record["status"], record["reason"]) == ("failed", "interrupted by restart")
     finally:
         svc.stop()
+
+
+def test_lines_seen_before_kill9_are_kept(tmp_path: Path, git_server: GitServer) -> None:
+    """A watcher only sees stored lines, so a crash never reuses an id it has seen."""
+    svc = BuilderProcess(tmp_path / "b", config="c.FakeExecutor.line_delay = 0.005\n")
+    svc.start()
+    try:
+        build = svc.post("alice", git_server.create("slow-crash").url).json()
+        seen: list[dict[str, Any]] = []
+        for m in svc.stream(build["id"]):
+            if "data" in m:
+                seen.append(m["data"])
+                if len(seen) == 20:
+                    break
+        svc.kill9()  # lines keep coming until the kill; some were never shown
+        svc.start()
+        events = svc.events(build["id"])
+        assert events[: len(seen)] == seen
+        assert events[-1]["message"] == "interrupted by restart"
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    finally:
+        svc.stop()
