@@ -3,9 +3,10 @@
     python bench/bench_builder.py [--quick]
 
 1. Cache-hit answer: `POST api/builds` for a built image (ref resolution + cache check against
-   the real registry + response), p50/p99 over 200 requests (50 with --quick), against a bare
-   `git ls-remote` of the same repository on the same local Git server, interleaved in the
-   same run. Goal: ours <= 1.2x the baseline.
+   the real registry + response), p50/p99 over 200 requests (50 with --quick; p99 of 50 is
+   their maximum), against a bare `git ls-remote` of the same repository on the same local Git
+   server, interleaved in the same run, after 5 unmeasured warm-up rounds of each. Goal: ours
+   <= 1.2x the baseline.
 2. 20 concurrent identical requests for an unbuilt repository (Docker executor, real
    repo2docker): exactly 1 repo2docker run and all 20 clients see `built`.
 3. 500 concurrent event-stream watchers of one build (fake executor writing 400 lines, 200
@@ -37,6 +38,7 @@ from tests.support.builder import BuilderProcess  # noqa: E402
 from tests.support.gitserver import GitServer, dockerfile_repo_files  # noqa: E402
 
 BASE_IMAGE = "fancy-env/singleuser:latest"
+WARM_UP = 5
 
 
 def pct(values: list[float], q: float) -> float:
@@ -64,7 +66,7 @@ def bench_cache_hit(svc: BuilderProcess, git: GitServer, n: int) -> dict[str, An
     session = requests.Session()
     headers = svc.headers("bench")
     ours, bare = [], []
-    for _ in range(n):
+    for _ in range(n + WARM_UP):
         t0 = time.perf_counter()
         subprocess.run(["git", "ls-remote", repo.url], check=True, capture_output=True)
         bare.append(time.perf_counter() - t0)
@@ -72,16 +74,19 @@ def bench_cache_hit(svc: BuilderProcess, git: GitServer, n: int) -> dict[str, An
         r = session.post(svc.url + "api/builds", json={"repo": repo.url}, headers=headers)
         ours.append(time.perf_counter() - t0)
         assert r.status_code == 200 and r.json()["cache_hit"], r.text
-    return {"ours": ours, "bare": bare}
+    # steady state: the first rounds (connection set-up, first TCP exchanges with the local
+    # Git server) are dropped on both sides
+    return {"ours": ours[WARM_UP:], "bare": bare[WARM_UP:]}
 
 
 def bench_concurrent_identical(svc: BuilderProcess, git: GitServer) -> dict[str, Any]:
     repo = git.create("bench-twenty", dockerfile_repo_files(BASE_IMAGE, f"twenty-{time.time()}"))
     before = executor_runs(svc)
 
-    def client(i: int) -> tuple[str, str]:
+    def client(i: int) -> tuple[bool, str]:
         build = svc.post(f"user{i}", repo.url).json()
-        return build["id"], svc.events(build["id"], user=f"user{i}", timeout=600)[-1]["phase"]
+        phase = svc.events(build["id"], user=f"user{i}", timeout=600)[-1]["phase"]
+        return bool(build["cache_hit"]), phase
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(20) as pool:
@@ -89,7 +94,7 @@ def bench_concurrent_identical(svc: BuilderProcess, git: GitServer) -> dict[str,
     return {
         "runs": executor_runs(svc) - before,
         "built": sum(phase == "built" for _, phase in results),
-        "ids": len({build_id for build_id, _ in results}),
+        "cache_hits": sum(hit for hit, _ in results),
         "seconds": time.perf_counter() - t0,
     }
 
@@ -166,14 +171,17 @@ def main() -> int:
     p50, p99 = pct(cache["ours"], 50), pct(cache["ours"], 99)
     b50, b99 = pct(cache["bare"], 50), pct(cache["bare"], 99)
     lag99 = pct(watch["lags"], 99) * 1000
-    ok_twenty = twenty["runs"] == 1 and twenty["built"] == 20 and twenty["ids"] == 1
+    # late clients may find the image already built (a cache hit): that is fine
+    ok_twenty = twenty["runs"] == 1 and twenty["built"] == 20
     rows = [
         ("cache-hit answer p50", f"{p50 * 1000:.1f} ms", f"{b50 * 1000:.1f} ms (git ls-remote)",
          f"{p50 / b50:.2f}x (goal <= 1.2x)", "PASS" if p50 / b50 <= 1.2 else "MISS"),
         ("cache-hit answer p99", f"{p99 * 1000:.1f} ms", f"{b99 * 1000:.1f} ms (git ls-remote)",
          f"{p99 / b99:.2f}x (goal <= 1.2x)", "PASS" if p99 / b99 <= 1.2 else "MISS"),
         ("20 identical requests", f"{twenty['runs']:.0f} repo2docker run, "
-         f"{twenty['built']}/20 built", "1 run, 20 built", f"{twenty['seconds']:.1f} s",
+         f"{twenty['built']}/20 built", "1 run, 20 built",
+         f"{twenty['seconds']:.1f} s; {20 - twenty['cache_hits']} shared the build, "
+         f"{twenty['cache_hits']} came after it (cache hit)",
          "PASS" if ok_twenty else "FAIL"),
         (f"{watch['watchers']} watchers: last-line lag p99", f"{lag99:.0f} ms", "-",
          "goal <= 250 ms", "PASS" if lag99 <= 250 else "MISS"),

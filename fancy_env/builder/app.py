@@ -271,11 +271,22 @@ class BuilderApp(Application):
             cookie_secret=self._cookie_secret(),
             default_handler_class=handlers.NotFoundHandler,
             log=self.log,
+            log_function=self._log_request,
         )
+
         from ..sharing.mount import mount_sharing  # environment links, share codes (issue 6)
 
         mount_sharing(self, web_app)
         return web_app
+
+    def _log_request(self, handler: Any) -> None:
+        status = handler.get_status()
+        quiet = handler.request.path.endswith(("/health", "/metrics")) and status < 400
+        level = logging.DEBUG if quiet else logging.INFO if status < 500 else logging.ERROR
+        self.log.log(
+            level, "%s %s %s %.1fms", status, handler.request.method, handler.request.path,
+            1000 * handler.request.request_time(),
+        )  # fmt: skip
 
     def _cookie_secret(self) -> bytes:
         # stable across restarts when there is a shared secret, so OAuth cookies survive

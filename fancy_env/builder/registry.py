@@ -114,6 +114,10 @@ class RememberingChecker:
         self.ttl = ttl
         self.found: dict[str, float] = {}
 
+    def remember(self, image: str) -> None:
+        """An image this service just built and pushed."""
+        self.found[image] = time.monotonic()
+
     async def exists(self, image: str) -> bool:
         now = time.monotonic()
         seen = self.found.get(image)

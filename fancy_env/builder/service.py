@@ -224,6 +224,8 @@ class BuildService:
         if phase == "built":
             message = f"Built {image}"
             self.store.add_image(active.job.image, active.job.repo, active.job.commit, active.id)
+            if hasattr(self.checker, "remember"):
+                self.checker.remember(active.job.image)
         else:
             message = reason
         active.emit(phase, message, image)

@@ -74,8 +74,8 @@ class BuilderProcess:
             PYTHONPATH=str(ROOT),
             JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{self.port}",
             JUPYTERHUB_SERVICE_PREFIX=self.prefix,
-            **self.env,
         )
+        env.update(self.env)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fancy_env.builder", f"--config={config}"],
