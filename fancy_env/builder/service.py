@@ -25,7 +25,7 @@ from . import metrics
 from .db import Build, Store
 from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
-from .git import http_ls_remote
+from .git import http_ls_remote, ls_remote
 from .queue import FairQueue
 from .registry import CacheCheckError
 from .stream import ActiveBuild
@@ -42,6 +42,7 @@ class ServiceConfig:
     build_timeout: float = 3600
     silence_timeout: float = 600
     git_timeout: float = 30
+    ref_resolver: str = "http"
     flush_interval: float = 0.02
 
 
@@ -83,7 +84,8 @@ class BuildService:
         try:
             spec = parse_repo(repo, ref, subdir, self.policy)
             await self._check_host(spec)
-            commit = await http_ls_remote(spec.url, spec.ref, self.config.git_timeout)
+            resolve = http_ls_remote if self.config.ref_resolver == "http" else ls_remote
+            commit = await resolve(spec.url, spec.ref, self.config.git_timeout)
         except RepoError as e:
             raise ServiceError(400, e.reason, e.field) from None
         return spec, commit

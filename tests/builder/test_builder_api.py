@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.support.builder import BuilderProcess
-from tests.support.gitserver import GitServer
+from tests.support.gitserver import GitServer, git
 from tests.support.net import wait_for
 
 
@@ -239,5 +239,20 @@ def test_lines_seen_before_kill9_are_kept(tmp_path: Path, git_server: GitServer)
         assert events[: len(seen)] == seen
         assert events[-1]["message"] == "interrupted by restart"
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    finally:
+        svc.stop()
+
+
+def test_git_ref_resolver(tmp_path: Path, git_server: GitServer) -> None:
+    svc = BuilderProcess(tmp_path / "b", config='c.BuilderApp.ref_resolver = "git"\n')
+    svc.start()
+    try:
+        repo = git_server.create("via-git")
+        repo.tag("v1")
+        build = svc.post("alice", repo.url, "v1").json()
+        assert build["commit"] == git("rev-parse", "v1", cwd=repo.work)
+        assert svc.events(build["id"])[-1]["phase"] == "built"
+        r = svc.post("alice", repo.url, "missing")
+        assert r.status_code == 400 and r.json()["field"] == "ref"
     finally:
         svc.stop()
