@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.builder import BuilderProcess  # noqa: E402
-from tests.support.gitserver import GitServer, dockerfile_repo_files  # noqa: E402
+from tests.support.gitserver import GitRepo, GitServer, dockerfile_repo_files  # noqa: E402
 
 BASE_IMAGE = "fancy-env/singleuser:latest"
 WARM_UP = 5
@@ -58,11 +58,11 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def bench_cache_hit(svc: BuilderProcess, git: GitServer, n: int) -> dict[str, Any]:
-    repo = git.create("bench-cache", dockerfile_repo_files(BASE_IMAGE, f"bench-{time.time()}"))
+def bench_cache_hit(svc: BuilderProcess, repo: GitRepo, n: int) -> dict[str, Any]:
     first = svc.post("bench", repo.url).json()
-    events = svc.events(first["id"], user="bench", timeout=600)
-    assert events[-1]["phase"] == "built", events[-3:]
+    if first["status"] != "built":
+        events = svc.events(first["id"], user="bench", timeout=600)
+        assert events[-1]["phase"] == "built", events[-3:]
     session = requests.Session()
     headers = svc.headers("bench")
     ours, bare = [], []
@@ -160,24 +160,41 @@ def main() -> int:
     git = GitServer(tmp / "git").start()
     svc = BuilderProcess(tmp / "svc", executor="docker",
                          config="c.BuilderApp.max_concurrent_builds = 4\n").start()  # fmt: skip
+    repo = git.create("bench-cache", dockerfile_repo_files(BASE_IMAGE, f"bench-{time.time()}"))
     try:
-        cache = bench_cache_hit(svc, git, n)
+        cache = bench_cache_hit(svc, repo, n)
         twenty = bench_concurrent_identical(svc, git)
     finally:
         svc.stop()
+    # the same measurement with refs resolved by a `git ls-remote` subprocess (the image is
+    # already in the cache, so this service answers from it at once)
+    svc_git = BuilderProcess(tmp / "svc-git", executor="docker",
+                             config='c.BuilderApp.ref_resolver = "git"\n').start()  # fmt: skip
+    try:
+        cache_git = bench_cache_hit(svc_git, repo, n)
+    finally:
+        svc_git.stop()
     watch = bench_watchers(tmp / "watch", git, 500, lines)
     git.stop()
 
     p50, p99 = pct(cache["ours"], 50), pct(cache["ours"], 99)
     b50, b99 = pct(cache["bare"], 50), pct(cache["bare"], 99)
+    g50, g99 = pct(cache_git["ours"], 50), pct(cache_git["ours"], 99)
+    gb50, gb99 = pct(cache_git["bare"], 50), pct(cache_git["bare"], 99)
     lag99 = pct(watch["lags"], 99) * 1000
     # late clients may find the image already built (a cache hit): that is fine
     ok_twenty = twenty["runs"] == 1 and twenty["built"] == 20
     rows = [
-        ("cache-hit answer p50", f"{p50 * 1000:.1f} ms", f"{b50 * 1000:.1f} ms (git ls-remote)",
+        ("cache-hit p50, ref_resolver=http (default)", f"{p50 * 1000:.1f} ms", f"{b50 * 1000:.1f} ms (git ls-remote)",
          f"{p50 / b50:.2f}x (goal <= 1.2x)", "PASS" if p50 / b50 <= 1.2 else "MISS"),
-        ("cache-hit answer p99", f"{p99 * 1000:.1f} ms", f"{b99 * 1000:.1f} ms (git ls-remote)",
+        ("cache-hit p99, ref_resolver=http (default)", f"{p99 * 1000:.1f} ms", f"{b99 * 1000:.1f} ms (git ls-remote)",
          f"{p99 / b99:.2f}x (goal <= 1.2x)", "PASS" if p99 / b99 <= 1.2 else "MISS"),
+        ("cache-hit p50, ref_resolver=git", f"{g50 * 1000:.1f} ms",
+         f"{gb50 * 1000:.1f} ms (git ls-remote)", f"{g50 / gb50:.2f}x (goal <= 1.2x)",
+         "PASS" if g50 / gb50 <= 1.2 else "MISS"),
+        ("cache-hit p99, ref_resolver=git", f"{g99 * 1000:.1f} ms",
+         f"{gb99 * 1000:.1f} ms (git ls-remote)", f"{g99 / gb99:.2f}x (goal <= 1.2x)",
+         "PASS" if g99 / gb99 <= 1.2 else "MISS"),
         ("20 identical requests", f"{twenty['runs']:.0f} repo2docker run, "
          f"{twenty['built']}/20 built", "1 run, 20 built",
          f"{twenty['seconds']:.1f} s; {20 - twenty['cache_hits']} shared the build, "
