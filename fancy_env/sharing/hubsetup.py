@@ -11,7 +11,11 @@ plain config, changeable after the call.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+#: Holds `home.html`, which extends the hub's own home page with the sharing links.
+HUB_TEMPLATES = str(Path(__file__).parent / "hub_templates")
 
 #: Scopes of the OAuth token the service receives for a logged-in user (intersected by the hub
 #: with what that user may do).
@@ -48,6 +52,26 @@ def _profile_list(c: Any) -> list[Any] | None:
     return None
 
 
+def _add_home_page_links(c: Any, service: dict[str, Any], share_servers: bool) -> None:
+    """Link the sharing pages from the hub's home page, where users manage their servers.
+
+    Uses the hub's `base_url` as set so far: call `enable_sharing` after setting it."""
+    paths = list(_get(c.JupyterHub, "template_paths", []))
+    if HUB_TEMPLATES not in paths:
+        c.JupyterHub.template_paths = [*paths, HUB_TEMPLATES]
+    base_url = str(_get(c.JupyterHub, "base_url", "/")).rstrip("/") + "/"
+    links = {"url": f"{base_url}services/{service['name']}/", "share_servers": share_servers}
+    template_vars = _get(c.JupyterHub, "template_vars", {})
+    if callable(template_vars):
+        # JupyterHub also accepts a callable (user -> dict): keep it, add our key
+        def with_links(user: Any, _inner: Any = template_vars) -> dict[str, Any]:
+            return {**_inner(user), "fancy_env_sharing": links}
+
+        c.JupyterHub.template_vars = with_links
+    else:
+        c.JupyterHub.template_vars = {**dict(template_vars), "fancy_env_sharing": links}
+
+
 def enable_sharing(
     c: Any,
     service: dict[str, Any],
@@ -68,6 +92,8 @@ def enable_sharing(
     if share_servers:
         extra = set(_get(c.JupyterHub, "extra_user_scopes", set()))
         c.JupyterHub.extra_user_scopes = extra | {SHARE_SCOPE}
+
+    _add_home_page_links(c, service, share_servers)
 
     sharing: dict[str, Any] = {
         "allow_named_servers": bool(_get(c.JupyterHub, "allow_named_servers", False)),

@@ -91,3 +91,33 @@ def test_overrides_never_reach_the_service() -> None:
     got = sharing_config(svc)["profile_list"][0]
     assert got["repository_build"] == {"enabled": True}
     assert got["profile_options"]["image"]["choices"]["a"] == {"display_name": "A"}
+
+
+@pytest.mark.parametrize(
+    ("hub", "share_servers", "url"),
+    [
+        ({}, True, "/services/fancy-env/"),
+        ({"base_url": "/jh"}, True, "/jh/services/fancy-env/"),
+        ({"base_url": "/jh/"}, False, "/jh/services/fancy-env/"),
+    ],
+)
+def test_home_page_links(hub: dict[str, Any], share_servers: bool, url: str) -> None:
+    c = Config({"JupyterHub": {**hub, "template_vars": {"org": "x"}}})
+    enable_sharing(c, service(), share_servers=share_servers)
+    assert c.JupyterHub.template_paths[-1].endswith("hub_templates")
+    assert c.JupyterHub.template_vars == {
+        "org": "x",
+        "fancy_env_sharing": {"url": url, "share_servers": share_servers},
+    }
+
+
+def test_home_page_links_keep_a_callable_template_vars() -> None:
+    c = Config()
+    c.JupyterHub.template_paths = ["/mine"]
+    c.JupyterHub.template_vars = lambda user: {"who": user}
+    enable_sharing(c, service())
+    assert c.JupyterHub.template_paths[0] == "/mine"  # the admin's own templates still win
+    assert c.JupyterHub.template_vars("alice") == {
+        "who": "alice",
+        "fancy_env_sharing": {"url": "/services/fancy-env/", "share_servers": True},
+    }
