@@ -32,19 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.browser import fill_login, launch_chromium  # noqa: E402
 from tests.support.hub import HubProcess  # noqa: E402
 
 FANCY_PROFILES = "jupyterhub-fancy-profiles==0.7.0"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 # "interactive" per form: its profile radios exist and the document finished parsing
 READY = {
     "plain": "#kubespawner-profiles-list input[name=profile]",
@@ -238,16 +229,14 @@ def time_loads(
 
     results: dict[str, list[float]] = {f: [] for f in forms}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p, chromium)
         states = {}
         for form in forms:
             user = {"plain": "plain", "fancy-profiles": "fancy", "ours": "ours"}[form]
             ctx = browser.new_context()
             page = ctx.new_page()
             page.goto(hub.url + "hub/login")
-            page.fill("#username_input", user)
-            page.fill("#password_input", "x")
-            page.click("#login_submit")
+            fill_login(page, user)
             page.wait_for_url("**/hub/spawn**")
             states[form] = ctx.storage_state()
             ctx.close()

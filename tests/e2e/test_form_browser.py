@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.support.browser import launch_chromium
 from tests.support.form_e2e import (
     MARKER,
     builder_get,
     form_config,
-    launch,
     login,
     running_containers,
     screenshot,
@@ -56,7 +56,7 @@ def repos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
 @pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Browser]:
     with sync_playwright() as pw:
-        b = launch(pw, chromium_path)
+        b = launch_chromium(pw, chromium_path)
         yield b
         b.close()
 

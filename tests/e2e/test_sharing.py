@@ -18,8 +18,9 @@ import requests
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from fancy_env.sharing.store import LinkStore
+from tests.support.browser import fill_login, launch_chromium
 from tests.support.builder import parse_sse
-from tests.support.form_e2e import CHROMIUM_ARGS, ROOT
+from tests.support.form_e2e import ROOT
 from tests.support.gitserver import GitRepo, GitServer, dockerfile_repo_files
 from tests.support.hub import HubProcess
 from tests.support.net import free_port, wait_for
@@ -104,16 +105,9 @@ class World:
         if user:
             page = ctx.new_page()
             page.goto(self.hub.url + f"hub/login?next={self.hub.base_url}hub/home")
-            login_form(page, user)
+            fill_login(page, user)
             page.close()
         return ctx
-
-
-def login_form(page: Page, user: str) -> None:
-    page.locator("#username_input").fill(user)
-    page.locator("#password_input").fill("x")
-    page.locator("#login_submit").click()
-    page.wait_for_load_state()
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +135,7 @@ def world(
             w.hub.api("POST", f"/users/{user}")
         w.repo = git.create("shared-env", dockerfile_repo_files(docker_engine, "v1"))
         with sync_playwright() as pw:
-            w.browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            w.browser = launch_chromium(pw, chromium_path)
             yield w
             w.browser.close()
     finally:
@@ -202,7 +196,7 @@ def test_link_pins_commit_and_image(w_fixture: World) -> None:
     page = ctx.new_page()
     page.goto(link["full_url"])
     assert "/hub/login" in page.url  # whatever the login URL, the service's OAuth returns here
-    login_form(page, "bob")
+    fill_login(page, "bob")
     page.wait_for_url(lambda url: "/l/" in url, timeout=60_000)
     details = page.get_by_label("what will launch")
     for words in ("alice", w.build["commit"], w.repo.url, "Repository (repo)"):

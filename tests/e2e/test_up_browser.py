@@ -14,22 +14,22 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.support.browser import fill_login, launch_chromium
 from tests.support.gitserver import GitServer
 from tests.support.up_process import UpProcess, leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BUILD_TIMEOUT_MS = 300_000
 MARKER_PATH = "/home/jovyan/fancy-env-e2e.txt"
+
+
+def docker_inspect(container: str, fmt: str) -> str:
+    """One field of `docker inspect` of a container, as text."""
+    out = subprocess.run(
+        ["docker", "inspect", "-f", fmt, container], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def up(tmp_path: Path, docker_engine: str) -> Iterator[UpProcess]:
 @pytest.fixture
 def page(chromium_path: str, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS)
+        browser = launch_chromium(pw, chromium_path)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(30_000)
@@ -73,9 +73,7 @@ def test_login_pick_profile_build_repo_and_reach_server(
     )
 
     page.goto(up.url + "hub/login")
-    page.locator("#username_input").fill("carol")
-    page.locator("#password_input").fill(up.password)
-    page.locator("#login_submit").click()
+    fill_login(page, "carol", up.password)
     page.wait_for_url("**/hub/spawn**")
 
     environment = page.get_by_role("group", name="Environment")
@@ -102,19 +100,9 @@ def test_login_pick_profile_build_repo_and_reach_server(
         check=True,
     )
     assert out.stdout.strip() == token
-    image = subprocess.run(
-        ["docker", "inspect", "-f", "{{.Config.Image}}", containers[0]],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    image = docker_inspect(containers[0], "{{.Config.Image}}")
     assert image != docker_engine, image
-    memory = subprocess.run(
-        ["docker", "inspect", "-f", "{{.HostConfig.Memory}}", containers[0]],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    memory = docker_inspect(containers[0], "{{.HostConfig.Memory}}")
     assert memory == str(4 * 1024**3)  # the Large profile's limit applies to the built image
 
     assert up.interrupt() == 0, up.output()

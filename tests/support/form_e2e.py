@@ -7,29 +7,21 @@ through Playwright (never `playwright install`).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
+from .browser import fill_login
 from .hub import HubProcess
 from .net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCREENSHOTS = ROOT / "docs" / "_static" / "screenshots"
 REGISTRY_PREFIX = "127.0.0.1:5000/fancy-env-form-e2e/"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 MARKER = "/home/jovyan/fancy-env-form-marker.txt"
 
 
@@ -110,26 +102,20 @@ def start_hub(state: Path, image: str, base_url: str = "/") -> tuple[HubProcess,
     return hub, prefix
 
 
-def launch(pw: Any, chromium: str) -> Browser:
-    browser: Browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-    return browser
-
-
 def login(page: Page, hub: HubProcess, user: str, next_path: str = "") -> None:
     url = hub.url + "hub/login" + (f"?next={hub.base_url}{next_path}" if next_path else "")
     page.goto(url)
-    page.locator("#username_input").fill(user)
-    page.locator("#password_input").fill("x")
-    page.locator("#login_submit").click()
-    page.wait_for_load_state()
+    fill_login(page, user)
 
 
 def screenshot(page: Page, artifacts: Path, name: str) -> None:
-    """Save to the test artifacts and to the docs (docs/_static/screenshots/)."""
+    """Save to the test artifacts; with FANCY_ENV_UPDATE_SCREENSHOTS=1 also to the docs
+    (docs/_static/screenshots/), so a plain test run leaves the working tree clean."""
     path = artifacts / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
+    if os.environ.get("FANCY_ENV_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
 
 
 def form_config(page: Page) -> dict[str, Any]:

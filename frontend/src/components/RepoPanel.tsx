@@ -14,6 +14,49 @@ interface Props {
 
 const BUSY = ["requesting", "running"];
 
+interface TextFieldProps {
+  class: string;
+  id: string;
+  label: string;
+  placeholder: string;
+  value: string;
+  disabled: boolean;
+  error: string | null;
+  onValue: (value: string) => void;
+  inputMode?: "url";
+  autoComplete?: string;
+}
+
+/** A labelled text input in a grid column, with its error (if any) below it. */
+function TextField(p: TextFieldProps) {
+  const errorId = `${p.id}-error`;
+  return (
+    <div class={p.class}>
+      <label class="form-label" for={p.id}>
+        {p.label}
+      </label>
+      <input
+        id={p.id}
+        class={`form-control${p.error ? " is-invalid" : ""}`}
+        type="text"
+        inputMode={p.inputMode}
+        autoComplete={p.autoComplete}
+        placeholder={p.placeholder}
+        value={p.value}
+        disabled={p.disabled}
+        aria-invalid={p.error ? "true" : undefined}
+        aria-describedby={p.error ? errorId : undefined}
+        onInput={(e) => p.onValue((e.target as HTMLInputElement).value)}
+      />
+      {p.error && (
+        <div id={errorId} class="invalid-feedback d-block">
+          {p.error}
+        </div>
+      )}
+    </div>
+  );
+}
+
 /** Repository + ref, "Build and start", the live log and the progress of the build. */
 export function RepoPanel({ repo, gitRef, build, onRepo, onRef, onBuild, onCancel }: Props) {
   const busy = BUSY.includes(build.status);
@@ -27,50 +70,28 @@ export function RepoPanel({ repo, gitRef, build, onRepo, onRef, onBuild, onCance
           Build from a Git repository
         </h2>
         <div class="row g-2">
-          <div class="col-sm-8">
-            <label class="form-label" for="fe-repo">
-              Repository URL
-            </label>
-            <input
-              id="fe-repo"
-              class={`form-control${repoError ? " is-invalid" : ""}`}
-              type="text"
-              inputMode="url"
-              autoComplete="url"
-              placeholder="https://example.org/you/project.git"
-              value={repo}
-              disabled={busy}
-              aria-invalid={repoError ? "true" : undefined}
-              aria-describedby={repoError ? "fe-repo-error" : undefined}
-              onInput={(e) => onRepo((e.target as HTMLInputElement).value)}
-            />
-            {repoError && (
-              <div id="fe-repo-error" class="invalid-feedback d-block">
-                {repoError}
-              </div>
-            )}
-          </div>
-          <div class="col-sm-4">
-            <label class="form-label" for="fe-ref">
-              Branch, tag or commit
-            </label>
-            <input
-              id="fe-ref"
-              class={`form-control${refError ? " is-invalid" : ""}`}
-              type="text"
-              placeholder="HEAD"
-              value={gitRef}
-              disabled={busy}
-              aria-invalid={refError ? "true" : undefined}
-              aria-describedby={refError ? "fe-ref-error" : undefined}
-              onInput={(e) => onRef((e.target as HTMLInputElement).value)}
-            />
-            {refError && (
-              <div id="fe-ref-error" class="invalid-feedback d-block">
-                {refError}
-              </div>
-            )}
-          </div>
+          <TextField
+            class="col-sm-8"
+            id="fe-repo"
+            label="Repository URL"
+            inputMode="url"
+            autoComplete="url"
+            placeholder="https://example.org/you/project.git"
+            value={repo}
+            disabled={busy}
+            error={repoError}
+            onValue={onRepo}
+          />
+          <TextField
+            class="col-sm-4"
+            id="fe-ref"
+            label="Branch, tag or commit"
+            placeholder="HEAD"
+            value={gitRef}
+            disabled={busy}
+            error={refError}
+            onValue={onRef}
+          />
         </div>
         <div class="mt-3 d-flex gap-2">
           <button type="button" class="btn btn-primary" disabled={busy || !repo.trim()} onClick={onBuild}>
