@@ -342,6 +342,11 @@ def test_share_running_server(w_fixture: World, artifacts: Path) -> None:
     bpage = bob.new_page()
     bpage.goto(accept_url)
     bpage.get_by_role("button", name="Accept invitation").click()
+    # the first visit to someone else's server asks bob to let it identify him (JupyterHub's
+    # own OAuth consent page for shared servers)
+    bpage.wait_for_url(lambda url: "/oauth2/authorize" in url or "/user/alice/" in url)
+    if "/oauth2/authorize" in bpage.url:
+        bpage.get_by_role("button", name="Authorize").click()
     wait_server_page(bpage, w, "alice")
     assert bpage.url.startswith(w.hub.url + "user/alice/")
 
