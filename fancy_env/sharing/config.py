@@ -146,7 +146,9 @@ class SharingContext:
         prefix: str,
         hub_prefix: str | None = None,
         profiles: Any = None,
+        engine: Any = None,
     ) -> SharingContext:
+        """`engine`: an open SQLAlchemy engine on `db_url` to share (the build service's)."""
         hub_api = config.hub_api_url or os.environ.get("JUPYTERHUB_API_URL", "")
         if not hub_api:
             raise ValueError("FancyEnvSharing.hub_api_url or $JUPYTERHUB_API_URL is required")
@@ -154,7 +156,7 @@ class SharingContext:
             hub_prefix = _hub_prefix(prefix)
         return cls(
             config=config,
-            store=LinkStore(db_url),
+            store=LinkStore(db_url, engine=engine),
             hub=HubAPI(hub_api),
             prefix=prefix if prefix.endswith("/") else prefix + "/",
             hub_prefix=hub_prefix,

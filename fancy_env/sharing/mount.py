@@ -42,9 +42,12 @@ def mount_sharing(builder: Any, web_app: WebApplication) -> bool:
         return False
     config = FancyEnvSharing(parent=builder)
     prefix = str(builder.service_prefix)
+    # one engine per database: share the build store's (its SQLite settings included)
+    engine = web_app.settings["build_service"].store.engine
     ctx = SharingContext.create(
-        config, builder.db_url, prefix, profiles=parse_profile_list(config.profile_list)
-    )
+        config, builder.db_url, prefix, profiles=parse_profile_list(config.profile_list),
+        engine=engine,
+    )  # fmt: skip
     web_app.settings[SETTINGS_KEY] = ctx
     # the build service serves `oauth_callback` itself (with the same HubOAuth instance);
     # added rules take precedence over the application's own (tornado's add_handlers)
