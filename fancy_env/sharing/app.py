@@ -22,11 +22,11 @@ from tornado import web
 from traitlets import Unicode
 from traitlets.config import Application
 
+from ..builder.handlers import oauth_callback_handler
 from ..profiles import parse_profile_list
 from ..tickets import secret_bytes
 from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
 from .handlers import sharing_handlers
-from .mount import OAuthCallback
 
 
 def make_settings(ctx: SharingContext, hub_auth: HubOAuth) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def make_settings(ctx: SharingContext, hub_auth: HubOAuth) -> dict[str, Any]:
 def make_app(ctx: SharingContext, hub_auth: HubOAuth) -> web.Application:
     settings = make_settings(ctx, hub_auth)
     handlers: list[Any] = list(sharing_handlers(ctx.prefix, settings))
-    handlers.append((rf"{ctx.prefix}oauth_callback", OAuthCallback))
+    handlers.append((rf"{ctx.prefix}oauth_callback", oauth_callback_handler()))
     return web.Application(handlers, **settings)
 
 

@@ -11,27 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado.web import Application as WebApplication
 
 from ..profiles import parse_profile_list
 from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
 from .handlers import sharing_handlers
-
-
-class OAuthCallback(HubOAuthCallbackHandler):
-    """The OAuth callback using the application's HubOAuth instance (for the standalone app;
-    the build service has its own equivalent).
-
-    JupyterHub's stock handler uses `HubOAuth.instance()`; the OAuth state (PKCE verifier and
-    the page to return to, e.g. a link) lives in the instance that started the login, so the
-    callback must use that same instance.
-    """
-
-    @property
-    def hub_auth(self) -> HubOAuth:
-        auth: HubOAuth = self.settings["hub_auth"]
-        return auth
 
 
 def mount_sharing(builder: Any, web_app: WebApplication) -> bool:
