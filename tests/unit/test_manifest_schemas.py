@@ -259,6 +259,9 @@ OBJECTS: list[tuple[str, str, Factory]] = [
     ("build-pod-no-socket", "Pod", build(docker_socket="")),
     ("build-pod-podman", "Pod",
      build(engine="podman", user_id=1001, user_name="me", docker_socket="/run/podman/podman.sock")),
+    # at merge with issue 9's box: a row for the build NetworkPolicy builder, e.g.
+    # ("build-networkpolicy", "NetworkPolicy", <async factory returning its dict>),
+    # and one per Docker-in-Docker option, e.g. ("build-pod-dind", "Pod", executor(...)),
 ]  # fmt: skip
 
 
