@@ -220,11 +220,17 @@ JOB = BuildJob(
 )  # fmt: skip
 
 
-def build(**kwargs: Any) -> Factory:
+def pure(function: Callable[..., Manifest], *args: Any, **kwargs: Any) -> Factory:
+    """A row's factory for a pure manifest function."""
+
     async def make() -> Manifest:
-        return build_pod_manifest(JOB, **{"namespace": "jhub", "build_image": "r2d:1", **kwargs})
+        return function(*args, **kwargs)
 
     return make
+
+
+def build(**kwargs: Any) -> Factory:
+    return pure(build_pod_manifest, JOB, **{"namespace": "jhub", "build_image": "r2d:1", **kwargs})
 
 
 def executor(**traits: Any) -> Factory:
@@ -259,9 +265,9 @@ OBJECTS: list[tuple[str, str, Factory]] = [
     ("build-pod-no-socket", "Pod", build(docker_socket="")),
     ("build-pod-podman", "Pod",
      build(engine="podman", user_id=1001, user_name="me", docker_socket="/run/podman/podman.sock")),
-    # at merge with issue 9's box: a row for the build NetworkPolicy builder, e.g.
-    # ("build-networkpolicy", "NetworkPolicy", <async factory returning its dict>),
-    # and one per Docker-in-Docker option, e.g. ("build-pod-dind", "Pod", executor(...)),
+    # at merge with issue 9's box: a row per NetworkPolicy shape, e.g.
+    # ("build-networkpolicy", "NetworkPolicy", pure(build_network_policy_manifest, "jhub")),
+    # and one per engine mode, e.g. ("build-pod-dind", "Pod", build(engine_mode="dind")),
 ]  # fmt: skip
 
 
