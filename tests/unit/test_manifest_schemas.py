@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-if "jsonschema" not in sys.modules:
+if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
     # jsonschema imports rfc3987_syntax (when installed) at import time for its optional
     # `iri` format checker, which compiles a grammar: ~4 s of CPU. kubernetes-validate checks
     # no formats, so hide it while jsonschema is first imported; later imports see it again.
