@@ -83,8 +83,9 @@ def test_up_serves_a_hub_and_ctrl_c_leaves_nothing(up: UpProcess) -> None:
         assert psutil.Process(shell.pid).children(recursive=True), "the shell's sleep was killed"
     finally:
         for proc in (tail, shell):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     print(
         f"fancy-env up stopped in {stop_seconds:.1f} s with one running server and "
         f"{len(before)} hub processes; the tail -f and the shell in the state dir survived"
