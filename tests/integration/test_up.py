@@ -86,9 +86,11 @@ def test_up_serves_a_hub_and_ctrl_c_leaves_nothing(up: UpProcess) -> None:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+    stopped = next(line for line in up.output().splitlines() if "stopped (" in line)
     print(
         f"fancy-env up stopped in {stop_seconds:.1f} s with one running server and "
-        f"{len(before)} hub processes; the tail -f and the shell in the state dir survived"
+        f"{len(before)} hub processes; the tail -f and the shell in the state dir survived\n"
+        f"{stopped}"
     )
 
 
