@@ -25,6 +25,7 @@ from .up import (
     MARKER_ENV,
     SETUP_SCRIPT,
     SINGLEUSER_IMAGE,
+    ChildProcesses,
     HubSettings,
     Problem,
     Shutdown,
@@ -34,7 +35,6 @@ from .up import (
     free_port,
     image_present,
     image_problem,
-    lineage,
     listening_ports,
     live_hub_pid,
     port_in_use,
@@ -42,12 +42,9 @@ from .up import (
     probe_docker,
     proxy_problem,
     raise_shutdown,
-    read_proc_table,
     remove_containers,
     render_hub_config,
     running_problem,
-    select_ours,
-    stop_processes,
     up_id_for,
 )
 
@@ -259,13 +256,16 @@ class UpApp(Application):
             self.log.warning("removed %d container(s) left by an earlier run", leftovers)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, raise_shutdown)
+        self.children = ChildProcesses()
+        if not self.children.subreaper:
+            self.log.warning("not a child subreaper: orphans of the hub may outlive Ctrl-C")
         hub: subprocess.Popen[bytes] | None = None
         code = 0
         try:
             hub, passwords = self._launch_hub(settings)
             if self._wait_ready(hub):
                 self._banner(*passwords)
-            code = hub.wait()
+            code = self._wait_exit(hub)
             say(
                 f"fancy-env up: the hub exited with code {code}; see {self._log_path}",
                 file=sys.stderr,
@@ -302,6 +302,7 @@ class UpApp(Application):
         password, admin_password = secrets.token_urlsafe(12), secrets.token_urlsafe(32)
         env = {
             **os.environ,
+            # marks the hub's tree for diagnostics and tests; never used to choose what to stop
             MARKER_ENV: settings.up_id,
             # the hub imports the same fancy_env as this command, installed or not
             "PYTHONPATH": os.pathsep.join(
@@ -328,6 +329,15 @@ class UpApp(Application):
             )
         return hub, [password, admin_password]
 
+    def _wait_exit(self, hub: subprocess.Popen[bytes]) -> int:
+        """The hub's exit code; meanwhile record what runs under us (see ChildProcesses)."""
+        while True:
+            self.children.record(frozenset({hub.pid}))
+            try:
+                return hub.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                continue
+
     @property
     def url(self) -> str:
         return f"http://{connect_host(self.ip)}:{self.port}{self.base_url}"
@@ -336,6 +346,7 @@ class UpApp(Application):
         """True once /hub/health answers; False if the hub exited; Shutdown on timeout."""
         deadline = time.monotonic() + self.start_timeout
         while not self._healthy(self.url):
+            self.children.record(frozenset({hub.pid}))
             if hub.poll() is not None:
                 return False
             if time.monotonic() > deadline:
@@ -368,26 +379,24 @@ class UpApp(Application):
         )
 
     def stop_everything(self, hub: subprocess.Popen[bytes] | None, s: HubSettings) -> None:
-        """Stop the hub cleanly, then make sure no container, process or port of ours is left."""
-        roots = {hub.pid} if hub is not None else set()
-        table = read_proc_table(s.up_id)
-        mine = lineage(table, os.getpid())
-        ours = select_ours(table, str(self.state), roots) - mine
+        """Stop the hub cleanly, then whatever of ours is left: our own descendants only
+        (`ChildProcesses`), and the containers labelled with this up's id."""
         if hub is not None and hub.poll() is None:
+            self.children.record(frozenset({hub.pid}))  # the proxy and services, while known
             hub.send_signal(signal.SIGTERM)
             try:
                 hub.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self.log.warning("the hub did not stop in %.0f s: killing it", self.stop_timeout)
+                # its own process group (start_new_session), while the hub holds that id
                 os.killpg(hub.pid, signal.SIGKILL)
                 hub.wait()
         removed = remove_containers(s.up_id)
-        later = select_ours(read_proc_table(s.up_id), str(self.state), ()) - mine
-        killed = stop_processes(ours | later)
+        signalled, killed = self.children.stop()
         ports = {s.port, s.hub_port, s.proxy_api_port, s.builder_port} & listening_ports()
         say(
             f"fancy-env up: stopped ({removed} container(s) removed after the hub's own cleanup, "
-            f"{len(killed)} straggler process(es) killed"
+            f"{signalled} process(es) of ours left after the hub stopped, {killed} killed"
             + (f", ports still listening: {sorted(ports)}" if ports else "")
             + ")",
             flush=True,

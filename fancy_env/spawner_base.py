@@ -1,16 +1,19 @@
 """`FancySpawnerMixin`: what FancyKubeSpawner and FancyDockerSpawner share.
 
-Seams (KubeSpawner's, kept so existing tools work):
+Seams (KubeSpawner 7.1's, kept so code written against its API works unchanged):
 
 * `options_from_form` (a callable trait; its default is `_options_from_form`) turns form data
-  — a POST body or a `?opt-` query — into KubeSpawner-style `user_options`, refusing bad
-  input at once (the hub re-renders the form with the reason and status 400);
+  — a POST body or a `?opt-` query — into KubeSpawner-style `user_options`: synchronously, the
+  same dict KubeSpawner returns, no validation (KubeSpawner's contract). JupyterHub's two
+  form doors, `run_options_from_form` and `options_from_query`, validate that dict at once, so
+  bad input re-renders the form with the reason and status 400 before anything starts;
 * `load_user_options()` validates `user_options` again (REST starts and restarts never pass
   through the form), confirms a `build_id` with the build service, and applies the overrides
   in KubeSpawner's order. It runs at the start of `start()`.
 
-Refusals are `OptionsRefused` (a JupyterHub `SpawnException`, status 400): the form page
-shows the message, the REST API answers 400 with it.
+Refusals are `OptionsRefused`: a `ValueError` like KubeSpawner's (callers that catch it keep
+working) and a JupyterHub `SpawnException` with a status (400 for bad options): the form page
+shows the message, the REST API answers with the status and the message.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import copy
 import inspect
 import re
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from jupyterhub.spawner import SpawnException
@@ -29,14 +33,24 @@ from traitlets.config import Config, LazyConfigValue, LoggingConfigurable
 from .buildref import BuildRefError, ConfirmedBuild
 from .overrides import merge_into, override_keys, override_layers
 from .profiles import Profile, ProfileConfigError, parse_profile_list, regex_warnings
-from .validation import Selection, ValidationError, validate_form, validate_user_options
+from .validation import (
+    Selection,
+    ValidationError,
+    form_field_name,
+    user_options_from_form,
+    validate_user_options,
+)
 
 
-class OptionsRefused(SpawnException):
-    """A start the config does not allow; the message is shown to the user as is."""
+class OptionsRefused(SpawnException, ValueError):
+    """A start the config does not allow; the message is shown to the user as is.
+
+    A `ValueError`, as KubeSpawner's `load_user_options()` raises for a bad choice or a free
+    text failing the regex, and a `SpawnException` carrying the HTTP status.
+    """
 
     def __init__(self, message: str, status_code: int = 400, reason: str = "invalid_options"):
-        super().__init__(message, reason=reason, status_code=status_code)
+        SpawnException.__init__(self, message, reason=reason, status_code=status_code)
         # shown by the spawn form page (jupyterhub.utils.format_exception) and the REST API
         self.jupyterhub_message = message
 
@@ -117,12 +131,19 @@ class FancySpawnerMixin(_MixinBase):
 
     async def fancy_profiles(self) -> tuple[Profile, ...]:
         """The parsed profile_list: parsed once when static, per call when callable."""
+        static = self.fancy_static_profiles()
+        if static is not None:
+            return static
+        raw = self.profile_list(self)
+        if inspect.isawaitable(raw):
+            raw = await raw
+        return self._fancy_parse(raw)
+
+    def fancy_static_profiles(self) -> tuple[Profile, ...] | None:
+        """The parsed profile_list when it is static (no I/O, no await); None if callable."""
         source: Any = getattr(self, "profile_list", None)
         if callable(source):
-            raw = source(self)
-            if inspect.isawaitable(raw):
-                raw = await raw
-            return self._fancy_parse(raw)
+            return None
         # parsed once per value: a new value (e.g. set by JupyterHub's group_overrides)
         # is parsed again
         cached = self._fancy_static_profiles
@@ -188,16 +209,43 @@ class FancySpawnerMixin(_MixinBase):
     def _options_from_form_default(self) -> Any:
         return self._options_from_form
 
-    async def _options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
-        """Form data -> normalised user_options; refuses bad input with a 400."""
-        profiles = await self.fancy_profiles()
+    def _options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        """KubeSpawner 7.1's `_options_from_form`: form data -> user_options, synchronously,
+        the same dict (plus our `build_id` field), no validation; see the module docstring."""
+        return user_options_from_form(formdata)
+
+    def run_options_from_form(self, form_data: dict[str, list[str]]) -> Any:
+        """JupyterHub's form POST door: the trait's dict, validated before any start."""
+        return self._fancy_checked(super().run_options_from_form(form_data))
+
+    def options_from_query(self, query_data: dict[str, list[str]]) -> Any:
+        """JupyterHub's `?opt-` link door: the trait's dict, validated before any start."""
+        return self._fancy_checked(super().options_from_query(query_data))
+
+    def _fancy_checked(self, options: Any) -> Any:
+        """`options` once valid (OptionsRefused naming the form field otherwise):
+        synchronously for a static profile_list, else a coroutine (JupyterHub awaits it)."""
+        profiles = self.fancy_static_profiles()
+        if profiles is None or inspect.isawaitable(options):
+            return self._fancy_checked_later(options)
+        self._fancy_check_form_options(profiles, options)
+        return options
+
+    async def _fancy_checked_later(self, options: Any) -> Any:
+        if inspect.isawaitable(options):
+            options = await options
+        self._fancy_check_form_options(await self.fancy_profiles(), options)
+        return options
+
+    def _fancy_check_form_options(self, profiles: tuple[Profile, ...], options: Any) -> None:
         try:
-            selection = validate_form(profiles, self.user.name, self.fancy_groups(), formdata)
+            validate_user_options(profiles, self.user.name, self.fancy_groups(), options)
         except ValidationError as e:
-            raise OptionsRefused.from_validation(e) from None
-        if not selection.profile:
-            return {}
-        return selection.to_user_options()
+            slug = options.get("profile") if isinstance(options, Mapping) else None
+            field = form_field_name(e.field, slug if isinstance(slug, str) else None)
+            raise OptionsRefused.from_validation(
+                ValidationError(field, e.message, e.allowed)
+            ) from None
 
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Any:

@@ -5,25 +5,27 @@ Starts JupyterHub (a subprocess in its own session) with FancyDockerSpawner, the
 configurable-http-proxy, everything under ONE state directory. The generated hub config is a
 Python file in that directory; a normal `jupyterhub_config.py` passed with `--config` is loaded
 after our defaults and wins. Ctrl-C (SIGINT, or SIGTERM/SIGHUP) stops everything and leaves no
-container, no process and no listening port behind.
+container, no process and no listening port behind, and signals nothing it did not start
+(`ChildProcesses`).
 
-The pure parts (preflight verdicts, `/proc` parsing, config rendering, process selection) do
-no I/O and are tested with parameter tables in `tests/unit/test_preflight.py`.
+The pure parts (preflight verdicts, `/proc/net/tcp` parsing, config rendering) do no I/O and
+are tested with parameter tables in `tests/unit/test_preflight.py`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import pprint
 import signal
 import socket
-import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ._version import __version__
 
@@ -275,49 +277,6 @@ def render_hub_config(s: HubSettings, when: datetime | None = None) -> str:
     )
 
 
-@dataclass(frozen=True)
-class ProcInfo:
-    """What `/proc/<pid>` tells about one process."""
-
-    pid: int
-    ppid: int
-    cmdline: str
-    has_marker: bool
-    cwd: str = ""
-
-
-def select_ours(procs: Mapping[int, ProcInfo], state_dir: str, roots: Iterable[int]) -> set[int]:
-    """Processes of one `up`: the roots, anything carrying our env marker, naming our state
-    dir on its command line or working in it, and every descendant of those."""
-    inside = state_dir.rstrip("/") + "/"
-    seeds = {p for p in roots if p in procs}
-    seeds |= {
-        i.pid
-        for i in procs.values()
-        if i.has_marker or state_dir in i.cmdline or (i.cwd + "/").startswith(inside)
-    }
-    children: dict[int, list[int]] = {}
-    for info in procs.values():
-        children.setdefault(info.ppid, []).append(info.pid)
-    ours, todo = set(), list(seeds)
-    while todo:
-        pid = todo.pop()
-        if pid not in ours:
-            ours.add(pid)
-            todo.extend(children.get(pid, []))
-    return ours
-
-
-def lineage(procs: Mapping[int, ProcInfo], pid: int) -> set[int]:
-    """`pid` and its ancestors: never ours to stop, even when their command line names the
-    state dir (`fancy-env up --state-dir X`, the shell or script that ran it)."""
-    seen: set[int] = set()
-    while pid in procs and pid not in seen:
-        seen.add(pid)
-        pid = procs[pid].ppid
-    return seen
-
-
 def connect_host(ip: str) -> str:
     """Where a client on this machine reaches a server bound to `ip`."""
     return "127.0.0.1" if ip in ("", "0.0.0.0", "::") else ip
@@ -325,31 +284,6 @@ def connect_host(ip: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Probes and effects.
-
-
-def read_proc_table(marker: str) -> dict[int, ProcInfo]:
-    """Every process we may inspect; `has_marker` when its environment holds MARKER_ENV=marker."""
-    table = {}
-    needle = f"{MARKER_ENV}={marker}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode(errors="replace")
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    has_marker = needle in f.read().split(b"\0")
-                cwd = os.readlink(f"/proc/{entry}/cwd")
-            except PermissionError:
-                has_marker, cwd = False, ""
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
-        table[int(entry)] = ProcInfo(int(entry), ppid, cmdline, has_marker, cwd)
-    return table
 
 
 def listening_ports() -> set[int]:
@@ -392,10 +326,11 @@ def live_hub_pid(state_dir: Path) -> int | None:
     """The pid in the state dir's jupyterhub.pid, if that process still runs JupyterHub."""
     try:
         pid = int((state_dir / "jupyterhub.pid").read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
+        proc = psutil.Process(pid)
+        alive = proc.status() != psutil.STATUS_ZOMBIE
+        return pid if alive and any("jupyterhub" in part for part in proc.cmdline()) else None
+    except (OSError, ValueError, psutil.Error):
         return None
-    return pid if b"jupyterhub" in cmdline and _exists(pid) else None
 
 
 def docker_client() -> Any:
@@ -432,32 +367,84 @@ def remove_containers(up_id: str) -> int:
     return len(found)
 
 
-def stop_processes(pids: set[int], grace: float = 10.0) -> set[int]:
-    """SIGTERM, wait up to `grace` seconds, then SIGKILL; return the pids that were signalled."""
-    alive = {p for p in pids if _signal(p, signal.SIGTERM)}
-    deadline = time.monotonic() + grace
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.2)
-        alive = {p for p in alive if _exists(p)}
-    for pid in alive:
-        _signal(pid, signal.SIGKILL)
-    return alive
+#: prctl(2) option: orphaned descendants are re-parented to this process, not to init
+PR_SET_CHILD_SUBREAPER = 36
 
 
-def _signal(pid: int, sig: int) -> bool:
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (Linux); False where that is not possible."""
     try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
         return False
-    return True
 
 
-def _exists(pid: int) -> bool:
+class ChildProcesses:
+    """The processes this `up` started, directly or not, and nothing else.
+
+    `up` is a child subreaper: when a parent in its tree dies first (the proxy or a service
+    after the hub is killed, a build step of a crashed service), the orphan is re-parented to
+    `up`, not to init, so `children(recursive=True)` of `up`'s own process is everything it
+    started. `record()` also keeps the `psutil.Process` of each one seen (for systems without
+    subreapers); psutil checks a process's start time before signalling it, so a pid reused
+    by an unrelated process is never signalled. Nothing is chosen by command line, working
+    directory or environment: a `tail -f` of the hub log or a shell in the state directory
+    is not ours and is left alone.
+    """
+
+    def __init__(self) -> None:
+        self.me = psutil.Process()
+        self.subreaper = become_subreaper()
+        self.known: dict[int, psutil.Process] = {}
+
+    def record(self, managed: frozenset[int] = frozenset()) -> None:
+        """Remember every descendant now alive; reap re-parented orphans that ended (not the
+        `managed` pids, whose `Popen` reaps them)."""
+        try:
+            found = self.me.children(recursive=True)
+        except psutil.Error:
+            return
+        for proc in found:
+            self.known.setdefault(proc.pid, proc)
+        for proc in found:
+            if proc.pid not in managed and _is_zombie(proc):
+                try:
+                    os.waitpid(proc.pid, os.WNOHANG)  # only succeeds for our own children
+                except ChildProcessError:
+                    pass
+
+    def alive(self) -> list[psutil.Process]:
+        """Our descendants now, and the recorded ones still running (same pid and start)."""
+        self.record()
+        procs = {p.pid: p for p in self.known.values() if p.is_running() and not _is_zombie(p)}
+        self.known = dict(procs)
+        return list(procs.values())
+
+    def stop(self, grace: float = 10.0) -> tuple[int, int]:
+        """SIGTERM what is left of ours, SIGKILL it after `grace` s; (signalled, killed)."""
+        procs = self.alive()
+        for proc in procs:
+            _send(proc, signal.SIGTERM)
+        _, alive = psutil.wait_procs(procs, timeout=grace)
+        for proc in alive:
+            _send(proc, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
+        return len(procs), len(alive)
+
+
+def _is_zombie(proc: psutil.Process) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return bool(proc.status() == psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return True
+
+
+def _send(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)  # psutil refuses a pid reused since it was recorded
+    except psutil.Error:
+        pass
 
 
 def raise_shutdown(signum: int, _frame: Any) -> None:

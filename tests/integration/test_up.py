@@ -6,12 +6,14 @@ Also the preflight checks as a user meets them: each failure is one line plus it
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -61,16 +63,40 @@ def test_up_serves_a_hub_and_ctrl_c_leaves_nothing(up: UpProcess) -> None:
     assert len(containers) == 1, (containers, up.hub_log())
     assert processes and up.port in ports
 
-    t0 = time.monotonic()
-    code = up.interrupt()
-    stop_seconds = time.monotonic() - t0
-    containers, processes, ports = leftovers(up.state, up.generated_ports())
-    assert code == 0, up.output()
-    assert containers == [], f"containers left: {containers}"
-    assert processes == {}, f"processes left: {processes}"
-    assert ports == set(), f"ports still listening: {ports}"
-    assert "stopped (" in up.output()
-    print(f"fancy-env up stopped in {stop_seconds:.1f} s with one running server")
+    # a user's own processes naming the state dir or working in it: not `up`'s to stop
+    tail = bystander(["tail", "-f", str(up.state / "jupyterhub.log")])
+    shell = bystander(["sh", "-c", f"cd {up.state} && sleep 600"])
+    spare = frozenset({tail.pid, shell.pid})
+    _, before, _ = leftovers(up.state, set(), spare)
+    try:
+        t0 = time.monotonic()
+        code = up.interrupt()
+        stop_seconds = time.monotonic() - t0
+        containers, processes, ports = leftovers(up.state, up.generated_ports(), spare)
+        assert code == 0, up.output()
+        assert containers == [], f"containers left: {containers}"
+        assert processes == {}, f"processes left: {processes}"
+        assert ports == set(), f"ports still listening: {ports}"
+        assert "stopped (" in up.output()
+        for proc in (tail, shell):
+            assert proc.poll() is None, f"{proc.args} was stopped by up:\n{up.output()}"
+        assert psutil.Process(shell.pid).children(recursive=True), "the shell's sleep was killed"
+    finally:
+        for proc in (tail, shell):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    stopped = next(line for line in up.output().splitlines() if "stopped (" in line)
+    print(
+        f"fancy-env up stopped in {stop_seconds:.1f} s with one running server and "
+        f"{len(before)} hub processes; the tail -f and the shell in the state dir survived\n"
+        f"{stopped}"
+    )
+
+
+def bystander(argv: list[str]) -> subprocess.Popen[bytes]:
+    """A process of the user's, in its own session like a command in another terminal."""
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def _server_ready(up: UpProcess, session: requests.Session) -> bool:

@@ -6,6 +6,8 @@
 
 `leftovers()` reports what an `up` left behind: containers with its label, processes that
 carry its marker or name its state dir (or descend from one), and its ports still listening.
+The test's own bystanders (a `tail -f` of the hub log, a shell in the state dir) are passed as
+`spare`: they name the state dir too, but `up` did not start them.
 """
 
 from __future__ import annotations
@@ -170,8 +172,11 @@ def _group(pattern: re.Pattern[str], text: str) -> str:
     return match.group(1) if match else ""
 
 
-def leftovers(state: Path, ports: set[int]) -> tuple[list[str], dict[int, str], set[int]]:
-    """(container ids with our label, {pid: cmdline} of our processes, our ports listening)."""
+def leftovers(
+    state: Path, ports: set[int], spare: frozenset[int] = frozenset()
+) -> tuple[list[str], dict[int, str], set[int]]:
+    """(container ids with our label, {pid: cmdline} of our processes, our ports listening);
+    `spare` pids and their descendants are not counted."""
     ident = up_id(state)
     out = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label=fancy-env.up={ident}"],
@@ -180,12 +185,13 @@ def leftovers(state: Path, ports: set[int]) -> tuple[list[str], dict[int, str], 
         check=True,
     )
     containers = out.stdout.split()
-    return containers, our_processes(state, ident), ports & listening_ports()
+    return containers, our_processes(state, ident, spare), ports & listening_ports()
 
 
-def our_processes(state: Path, ident: str) -> dict[int, str]:
+def our_processes(state: Path, ident: str, spare: frozenset[int] = frozenset()) -> dict[int, str]:
     """Processes whose environment holds our marker, whose command line names the state dir
-    or that work inside it, and all their descendants (walking /proc)."""
+    or that work inside it, and all their descendants (walking /proc), except `spare` ones
+    and their descendants (deliberately broad: this is the check, not `up`'s own rule)."""
     parent, cmdline, seeds = {}, {}, set()
     needle = f"FANCY_ENV_UP_ID={ident}".encode()
     for entry in os.listdir("/proc"):
@@ -204,13 +210,15 @@ def our_processes(state: Path, ident: str) -> dict[int, str]:
             continue
         if needle in env or str(state) in cmdline[pid] or (cwd + "/").startswith(f"{state}/"):
             seeds.add(pid)
-    ours = set(seeds)
+    ours, spared = set(seeds), set(spare)
     changed = True
     while changed:
         more = {pid for pid, ppid in parent.items() if ppid in ours} - ours
+        more_spared = {pid for pid, ppid in parent.items() if ppid in spared} - spared
         ours |= more
-        changed = bool(more)
-    return {pid: cmdline.get(pid, "") for pid in ours}
+        spared |= more_spared
+        changed = bool(more or more_spared)
+    return {pid: cmdline.get(pid, "") for pid in ours - spared}
 
 
 def listening_ports() -> set[int]:

@@ -1,4 +1,4 @@
-"""Pure parts of `fancy-env up`: preflight verdicts, /proc parsing, process selection, config."""
+"""Pure parts of `fancy-env up`: preflight verdicts, /proc/net/tcp parsing, config."""
 
 from __future__ import annotations
 
@@ -12,20 +12,17 @@ from fancy_env.up import (
     LABEL,
     LOOPBACK_REPOS,
     HubSettings,
-    ProcInfo,
     connect_host,
     default_profile_list,
     docker_problem,
     first_line,
     image_problem,
-    lineage,
     parse_listening,
     port_problem,
     proxy_problem,
     render_hub_config,
     repo_patterns,
     running_problem,
-    select_ours,
     up_id_for,
 )
 
@@ -133,45 +130,6 @@ PROC_NET_TCP = """\
 
 def test_parse_listening() -> None:
     assert parse_listening(PROC_NET_TCP) == [("127.0.0.1", 8000, 111), ("0.0.0.0", 22, 222)]
-
-
-def _procs(*rows: tuple[int, int, str, bool, str]) -> dict[int, ProcInfo]:
-    return {pid: ProcInfo(pid, ppid, cmd, mark, cwd) for pid, ppid, cmd, mark, cwd in rows}
-
-
-TABLE = _procs(
-    (1, 0, "init", False, "/"),
-    (10, 1, "bash scripts/run.sh --state-dir /s", False, "/src"),
-    (11, 10, "python -m fancy_env.cli up --state-dir /s", False, "/src"),
-    (12, 11, "python -m jupyterhub -f /s/jupyterhub_config.py", True, "/s"),
-    (13, 12, "node configurable-http-proxy", True, "/s"),
-    (14, 1, "python -m fancy_env.builder", False, "/elsewhere"),  # no marker, no state dir
-    (15, 14, "python repo2docker", False, "/tmp"),
-    (16, 1, "python -m fancy_env.builder --db /s/builder/builds.sqlite", False, "/"),
-    (17, 16, "git fetch", False, "/tmp"),
-    (18, 1, "python -m fancy_env.builder", False, "/s/builder"),  # works in the state dir
-    (20, 1, "unrelated --state-dir /other", False, "/other"),
-    (21, 1, "sibling", False, "/state-dir-of-someone-else"),
-)
-
-
-@pytest.mark.parametrize(
-    ("roots", "expected"),
-    [
-        ((), {10, 11, 12, 13, 16, 17, 18}),
-        ((14,), {10, 11, 12, 13, 14, 15, 16, 17, 18}),
-        ((99,), {10, 11, 12, 13, 16, 17, 18}),
-    ],
-)
-def test_select_ours(roots: tuple[int, ...], expected: set[int]) -> None:
-    assert select_ours(TABLE, "/s", roots) == expected
-
-
-@pytest.mark.parametrize(("pid", "expected"), [(11, {11, 10, 1}), (13, {13, 12, 11, 10, 1})])
-def test_lineage(pid: int, expected: set[int]) -> None:
-    assert lineage(TABLE, pid) == expected
-    # what `up` stops: ours minus its own lineage (never its parent shell or script)
-    assert 10 not in select_ours(TABLE, "/s", ()) - lineage(TABLE, 11)
 
 
 @pytest.mark.parametrize(

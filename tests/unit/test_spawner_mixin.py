@@ -76,30 +76,28 @@ def spawner(profile_list: Any = None, groups: tuple[str, ...] = (), **traits: An
     return FancyDockerSpawner(config=c, user=user, **traits)
 
 
-async def test_form_seam_returns_kubespawner_user_options() -> None:
+def test_form_seam_returns_kubespawner_user_options() -> None:
     s = spawner()
-    options = await s.run_options_from_form(
+    options = s.run_options_from_form(  # synchronous for a static profile_list
         {"profile": ["small"], "profile-option-small--image": ["base"], "_xsrf": ["x"]}
     )
     assert options == {"profile": "small", "image": "base"}
 
 
-async def test_form_refusal_is_a_400_spawn_exception_with_the_reason() -> None:
+def test_form_refusal_is_a_400_spawn_exception_with_the_reason() -> None:
     s = spawner()
     with pytest.raises(OptionsRefused) as info:
-        await s.run_options_from_form(
-            {"profile": ["small"], "profile-option-small--image": ["gpu"]}
-        )
+        s.run_options_from_form({"profile": ["small"], "profile-option-small--image": ["gpu"]})
     assert info.value.status_code == 400
     assert info.value.jupyterhub_message == (
         "profile-option-small--image: unknown choice 'gpu'. Allowed: base."
     )
 
 
-async def test_query_door_uses_the_same_validator() -> None:
+def test_query_door_uses_the_same_validator() -> None:
     s = spawner()
     with pytest.raises(OptionsRefused, match="unknown profile"):
-        await s.options_from_query({"profile": ["nope"]})
+        s.options_from_query({"profile": ["nope"]})
 
 
 async def test_load_user_options_applies_profile_then_choice() -> None:
