@@ -153,7 +153,9 @@ async def build_locally(args: argparse.Namespace, progress: Progress) -> dict[st
         return {"phase": "built", "image": image}
     job = BuildJob("local", spec.url, spec.ref, commit, spec.subdir, image, push=False)
     try:
-        await DockerExecutor().run(job, progress.update)
+        executor = DockerExecutor()
+        executor.repo_policy = policy
+        await executor.run(job, progress.update)
     except BuildFailed as e:
         progress.update("failed", e.reason)
         return {"phase": "failed", "message": e.reason}
