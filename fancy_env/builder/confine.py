@@ -31,12 +31,6 @@ def is_inside(root: str, path: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def link_target(root: str, link: str, target: str) -> str:
-    """Where the symlink at `link` (absolute) pointing at `target` leads, lexically."""
-    base = posixpath.dirname(link)
-    return posixpath.normpath(posixpath.join(base, target))
-
-
 def escaping_reason(root: str, rel: str, resolved: str) -> str | None:
     """The refusal for the tree entry `rel` whose links resolve to `resolved`, or None."""
     if is_inside(root, resolved):

@@ -210,8 +210,8 @@ class GitUser:
 async def run_git(
     args: list[str],
     cwd: str,
-    timeout: float,
-    user: GitUser | None = None,  # noqa: ASYNC109
+    timeout: float,  # noqa: ASYNC109
+    user: GitUser | None = None,
 ) -> tuple[int, str]:
     """Run `git ARGS` in `cwd` (fetch config: no redirects, no credentials); (code, output).
 
