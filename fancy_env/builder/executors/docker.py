@@ -99,7 +99,12 @@ class DockerExecutor(Executor):
     def _git_user(self) -> GitUser:
         if not self.fetch_user:
             return GitUser()
-        entry = pwd.getpwnam(self.fetch_user)
+        try:
+            entry = pwd.getpwnam(self.fetch_user)
+        except KeyError:
+            raise BuildFailed(
+                f"DockerExecutor.fetch_user {self.fetch_user!r} does not exist on this machine"
+            ) from None
         if entry.pw_uid == os.geteuid():
             return GitUser()
         if not reachable_by(self.fetch_dir, entry.pw_uid, entry.pw_gid):
