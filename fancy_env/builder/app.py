@@ -201,7 +201,18 @@ class BuilderApp(Application):
         target = EXECUTORS.get(self.executor_class, self.executor_class)
         cls = import_item(target.replace(":", "."))
         executor: Executor = cls(parent=self)
+        if hasattr(executor, "repo_policy"):  # executors that fetch check every URL with it
+            executor.repo_policy = self.make_policy()
         return executor
+
+    def make_policy(self) -> RepoPolicy:
+        return RepoPolicy(
+            allowed_http_hosts=frozenset(self.allowed_http_hosts),
+            allow_private_hosts=self.allow_private_hosts,
+            allowed_private_hosts=frozenset(self.allowed_private_hosts),
+            allow_patterns=tuple(self.allowed_repos),
+            deny_patterns=tuple(self.denied_repos),
+        )
 
     def make_checker(self, store: Store) -> Any:
         checker: Any
@@ -219,13 +230,7 @@ class BuilderApp(Application):
 
     def make_service(self) -> BuildService:
         store = Store(self.db_url)
-        policy = RepoPolicy(
-            allowed_http_hosts=frozenset(self.allowed_http_hosts),
-            allow_private_hosts=self.allow_private_hosts,
-            allowed_private_hosts=frozenset(self.allowed_private_hosts),
-            allow_patterns=tuple(self.allowed_repos),
-            deny_patterns=tuple(self.denied_repos),
-        )
+        policy = self.make_policy()
         config = ServiceConfig(
             image_prefix=self.image_prefix,
             push=bool(self.registry_url),

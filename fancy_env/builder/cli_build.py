@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from typing import Any, TextIO
 
 from ..images import image_name
@@ -153,7 +154,11 @@ async def build_locally(args: argparse.Namespace, progress: Progress) -> dict[st
         return {"phase": "built", "image": image}
     job = BuildJob("local", spec.url, spec.ref, commit, spec.subdir, image, push=False)
     try:
-        await DockerExecutor().run(job, progress.update)
+        with tempfile.TemporaryDirectory(prefix="fancy-env-fetch-") as tmp:
+            os.chmod(tmp, 0o711)  # the fetch user (nobody, when run as root) enters it
+            executor = DockerExecutor(fetch_dir=os.path.join(tmp, "fetch"))
+            executor.repo_policy = policy
+            await executor.run(job, progress.update)
     except BuildFailed as e:
         progress.update("failed", e.reason)
         return {"phase": "failed", "message": e.reason}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -173,3 +175,65 @@ async def http_ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: AS
     if not refs:
         return await ls_remote(url, ref, timeout)
     return pick_commit(refs, ref)
+
+
+# ---- fetching a checkout (the Docker executor; see fancy_env.builder.checkout) --------------
+
+MAX_GIT_OUTPUT = 64 << 10
+
+
+def resolve_pin(host: str, port: int | None, scheme: str, address: str) -> list[str]:
+    """`-c http.curloptResolve=host:port:addr`: connect to the address the policy approved.
+
+    Git (curl) would otherwise resolve the name again, and a DNS server could answer with
+    another address the second time (DNS rebinding). Nothing to pin for an IP literal.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return []
+    except ValueError:
+        pass
+    port = port or (443 if scheme == "https" else 80)
+    addr = f"[{address}]" if ":" in address else address
+    return ["-c", f"http.curloptResolve={host}:{port}:{addr}"]
+
+
+@dataclass
+class GitUser:
+    """Who git runs as: uid/gid (None = the service's own) and its HOME."""
+
+    uid: int | None = None
+    gid: int | None = None
+    home: str = "/nonexistent"
+
+
+async def run_git(
+    args: list[str],
+    cwd: str,
+    timeout: float,  # noqa: ASYNC109
+    user: GitUser | None = None,
+) -> tuple[int, str]:
+    """Run `git ARGS` in `cwd` (fetch config: no redirects, no credentials); (code, output).
+
+    The process is killed when the timeout passes or the calling task is cancelled.
+    """
+    user = user or GitUser()
+    env = git_env()
+    env.update(HOME=user.home, XDG_CONFIG_HOME=user.home, GIT_TERMINAL_PROMPT="0")
+    extra: dict[str, Any] = {}
+    if user.uid is not None:
+        extra = {"user": user.uid, "group": user.gid, "extra_groups": []}
+    proc = await asyncio.create_subprocess_exec(
+        "git", *GIT_CONFIG, "-c", "protocol.allow=never", "-c", "protocol.http.allow=always",
+        "-c", "protocol.https.allow=always", "-c", "core.hooksPath=/dev/null", *args,
+        cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, **extra,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc.returncode or 0, out[-MAX_GIT_OUTPUT:].decode("utf-8", "replace")

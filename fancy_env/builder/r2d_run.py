@@ -3,8 +3,10 @@
 The same command line as `repo2docker`, plus:
 - the `docker-api` engine is found even when this package is not installed as a
   distribution (entry points come from installed metadata),
-- content providers are only [Local, Git]: our inputs are Git URLs, and the default list
-  includes providers that probe the internet (Dataverse) before Git gets a chance.
+- the only content provider is Local: the service fetches the repository itself
+  (`fancy_env.builder.checkout`: policy-checked, address-pinned, no redirects, confined
+  links) and hands repo2docker the local directory. repo2docker never clones, and its
+  default list (which probes the internet, e.g. Dataverse) is never asked.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Repo2Docker.get_engine = get_engine
     r2d = make_r2d(sys.argv[1:] if argv is None else argv)
-    r2d.content_providers = [contentproviders.Local, contentproviders.Git]
+    r2d.content_providers = [contentproviders.Local]
     r2d.initialize()
     try:
         r2d.start()

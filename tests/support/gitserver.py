@@ -3,6 +3,11 @@
 Bare repositories under a temporary root, served over HTTP on 127.0.0.1 by a static file
 server (Git's "dumb" HTTP protocol: `git ls-remote` and `git clone` work unchanged). Every
 commit runs `git update-server-info` so the served refs are current.
+
+`GitServer(root, redirect_to="http://127.0.0.1:PORT")` answers the first `info/refs` request
+normally (the service's ref lookup) and every later request with a 302 to that base URL (a
+clone-time redirect). `GitRepo.symlink` and `GitRepo.gitlink` commit symbolic links and
+submodule entries.
 """
 
 from __future__ import annotations
@@ -51,10 +56,52 @@ class GitRepo:
         git("update-server-info", cwd=self.bare)
         return git("rev-parse", "HEAD", cwd=self.work)
 
+    def symlink(self, path: str, target: str, message: str = "link") -> str:
+        """Commit a symbolic link `path -> target`; return the new commit sha."""
+        link = self.work / path
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+        return self.commit({}, message)
+
+    def gitlink(self, path: str, url: str, commit: str = "1" * 40, name: str = "") -> str:
+        """Commit a submodule entry (`.gitmodules` + a gitlink at `path`); return the sha."""
+        name = name or path
+        git("config", "-f", ".gitmodules", f"submodule.{name}.path", path, cwd=self.work)
+        git("config", "-f", ".gitmodules", f"submodule.{name}.url", url, cwd=self.work)
+        git("update-index", "--add", "--cacheinfo", f"160000,{commit},{path}", cwd=self.work)
+        git("add", ".gitmodules", cwd=self.work)  # not `add -A`: it would drop the gitlink
+        git("commit", "-q", "-m", f"submodule {path}", cwd=self.work)
+        git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=self.work)
+        git("update-server-info", cwd=self.bare)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
     def tag(self, name: str) -> None:
         git("tag", name, cwd=self.work)
         git("push", "-q", "origin", name, cwd=self.work)
         git("update-server-info", cwd=self.bare)
+
+
+REDIRECTING_SERVER = """
+import functools, sys
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+port, root, target = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+seen = {"refs": 0}
+class Handler(SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/":
+            return super().do_GET()
+        first = "/info/refs" in self.path and seen["refs"] == 0
+        if "/info/refs" in self.path:
+            seen["refs"] += 1
+        if first:
+            return super().do_GET()
+        self.send_response(302)
+        self.send_header("Location", target + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+handler = functools.partial(Handler, directory=root)
+ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
+"""
 
 
 @dataclass
@@ -63,6 +110,7 @@ class GitServer:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     repos: dict[str, GitRepo] = field(default_factory=dict)
+    redirect_to: str = ""
 
     @property
     def base_url(self) -> str:
@@ -71,19 +119,13 @@ class GitServer:
     def start(self) -> GitServer:
         (self.root / "srv").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        srv = str(self.root / "srv")
+        if self.redirect_to:
+            cmd = ["-c", REDIRECTING_SERVER, str(self.port), srv, self.redirect_to]
+        else:
+            cmd = ["-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory", srv]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "http.server",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-                str(self.root / "srv"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [sys.executable, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         import urllib.request
 

@@ -1,9 +1,15 @@
 """The Docker executor: real repo2docker against the local engine (Docker or podman).
 
-Each build runs `python -m fancy_env.builder.r2d_run --engine docker-api --json-logs --no-run`
-as an asyncio subprocess that dies with the service (PR_SET_PDEATHSIG), so a killed service
-never leaves a build behind; the engine aborts a build whose client went away. Cancel and
-timeouts terminate the process group.
+The service fetches, repo2docker only builds: each build first fetches the repository into
+a per-build directory under `fetch_dir` (see `fancy_env.builder.checkout`: policy-checked
+and address-pinned clone, no redirects, confined links, submodules only if allowed, as
+`fetch_user`), then runs repo2docker on that local directory, and removes the directory
+whatever the end (built, failed, cancelled, timed out, service stopped).
+
+repo2docker runs as `python -m fancy_env.builder.r2d_run --engine docker-api --json-logs
+--no-run LOCAL_DIR`, an asyncio subprocess that dies with the service (PR_SET_PDEATHSIG),
+so a killed service never leaves a build behind; the engine aborts a build whose client
+went away. Cancel and timeouts terminate the process group.
 """
 
 from __future__ import annotations
@@ -11,12 +17,16 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import pwd
 import signal
 import sys
 
-from traitlets import Float, Int, List, Unicode
+from traitlets import Bool, Float, Int, List, Unicode, default
 
-from ..git import git_env
+from ...repos import RepoPolicy
+from ..checkout import BuildDirs, FetchSettings, fetch_checkout, reachable_by
+from ..confine import CheckoutError
+from ..git import GitUser, git_env
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
 
 PR_SET_PDEATHSIG = 1
@@ -51,10 +61,80 @@ class DockerExecutor(Executor):
         config=True
     )
 
+    fetch_dir = Unicode(
+        help="Directory holding the per-build checkouts (default: `fetch` in the service's "
+        "working directory, its state dir). Only the service writes there; each build's "
+        "directory is removed when the build ends, and left-overs of a killed service at the "
+        "next build. With a fetch_user, every directory above it must be traversable (x) by "
+        "that user, else the fetch runs as the service's user and a warning is logged.",
+    ).tag(config=True)
+    fetch_user = Unicode(
+        help="Unprivileged user that runs the git fetch when the service runs as root "
+        "(default 'nobody' as root, '' otherwise = the service's user). The checkout is "
+        "handed back to the service's user before repo2docker reads it.",
+    ).tag(config=True)
+    allow_submodules = Bool(
+        False,
+        help="Fetch Git submodules. Off by default: a repository with submodules builds "
+        "without them and the log says so. When on, every submodule URL is checked with the "
+        "same policy as a typed repository URL (relative URLs resolved against the parent) "
+        "and fetched with the same address pinning and no redirects; nested submodules are "
+        "not fetched.",
+    ).tag(config=True)
+    fetch_timeout = Float(
+        600, help="Seconds one git command of the fetch (clone, checkout) may take."
+    ).tag(config=True)
+
+    repo_policy: RepoPolicy = RepoPolicy()  # set by the app (the service's host policy)
+    _dirs: BuildDirs | None = None
+
+    @default("fetch_dir")
+    def _fetch_dir_default(self) -> str:
+        return os.path.abspath("fetch")
+
+    @default("fetch_user")
+    def _fetch_user_default(self) -> str:
+        return "nobody" if os.geteuid() == 0 else ""
+
+    def _git_user(self) -> GitUser:
+        if not self.fetch_user:
+            return GitUser()
+        try:
+            entry = pwd.getpwnam(self.fetch_user)
+        except KeyError:
+            raise BuildFailed(
+                f"DockerExecutor.fetch_user {self.fetch_user!r} does not exist on this machine"
+            ) from None
+        if entry.pw_uid == os.geteuid():
+            return GitUser()
+        if not reachable_by(self.fetch_dir, entry.pw_uid, entry.pw_gid):
+            self.log.warning(
+                "fetch_user %s cannot reach fetch_dir %s (a directory above it is not "
+                "traversable): fetching as the service's user instead",
+                self.fetch_user, self.fetch_dir,
+            )  # fmt: skip
+            return GitUser()
+        return GitUser(entry.pw_uid, entry.pw_gid)
+
+    def build_dirs(self) -> BuildDirs:
+        if self._dirs is None:
+            self._dirs = BuildDirs(self.fetch_dir, owner_can_enter=bool(self.fetch_user))
+        return self._dirs
+
+    def fetch_settings(self, build_dir: str) -> FetchSettings:
+        user = self._git_user()
+        if user.uid is not None:
+            user.home = build_dir
+        return FetchSettings(
+            policy=self.repo_policy, allow_submodules=self.allow_submodules, user=user,
+            timeout=self.fetch_timeout,
+        )  # fmt: skip
+
     def _default_command(self) -> list[str]:
         return [sys.executable, "-m", "fancy_env.builder.r2d_run"]
 
-    def command(self, job: BuildJob) -> list[str]:
+    def command(self, job: BuildJob, context: str | None = None) -> list[str]:
+        """repo2docker's command line; `context` = the fetched local directory to build."""
         cmd = list(self.repo2docker_command or self._default_command())
         cmd += [
             "--engine", self.engine, "--no-run", "--json-logs",
@@ -63,15 +143,31 @@ class DockerExecutor(Executor):
         ]  # fmt: skip
         if job.push:
             cmd.append("--push")
-        if job.subdir:
+        if job.subdir and context is None:
             cmd += ["--subdir", job.subdir]
-        return [*cmd, *self.extra_args, job.repo]
+        return [*cmd, *self.extra_args, context or job.repo]
 
     async def run(self, job: BuildJob, emit: Emit) -> None:
+        dirs = self.build_dirs()
+        build_dir = dirs.make(job.build_id)
+        try:
+            settings = self.fetch_settings(build_dir)
+            try:
+                context = await fetch_checkout(
+                    job.repo, job.commit, job.subdir, build_dir, settings,
+                    lambda message: emit("fetching", message),
+                )  # fmt: skip
+            except CheckoutError as e:
+                raise BuildFailed(e.reason) from None
+            await self._repo2docker(job, context, emit)
+        finally:
+            dirs.remove(build_dir)
+
+    async def _repo2docker(self, job: BuildJob, context: str, emit: Emit) -> None:
         env = git_env()
         env.setdefault("PYTHONUNBUFFERED", "1")
         proc = await asyncio.create_subprocess_exec(
-            *self.command(job),
+            *self.command(job, context),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

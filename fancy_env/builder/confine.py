@@ -1,0 +1,114 @@
+"""Pure rules for fetched checkouts: path confinement and submodule URLs (no I/O).
+
+The checkout (`fancy_env.builder.checkout`) walks the tree and asks these functions; they only
+look at strings, so they are tested as parameter tables.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+# repo2docker's own configuration directories (it reads them on the host)
+CONFIG_DIRS = ("binder", ".binder")
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class CheckoutError(Exception):
+    """A checkout that must not be built; `reason` is shown to the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def is_inside(root: str, path: str) -> bool:
+    """True if the absolute, normalised `path` is `root` or below it."""
+    root = posixpath.normpath(root)
+    path = posixpath.normpath(path)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def escaping_reason(root: str, rel: str, resolved: str) -> str | None:
+    """The refusal for the tree entry `rel` whose links resolve to `resolved`, or None."""
+    if is_inside(root, resolved):
+        return None
+    return (
+        f"the repository's {rel!r} is a symbolic link that leads outside the repository; "
+        "links out of the checkout are not allowed"
+    )
+
+
+@dataclass(frozen=True)
+class Submodule:
+    name: str
+    path: str
+    url: str
+
+
+def parse_gitmodules(listing: str) -> list[Submodule]:
+    """`git config --file .gitmodules --null --list` output -> submodules with path and url."""
+    fields: dict[str, dict[str, str]] = {}
+    for entry in listing.split("\0"):
+        key, _, value = entry.partition("\n")
+        if not key.startswith("submodule."):
+            continue
+        name, _, attr = key[len("submodule.") :].rpartition(".")
+        if name and attr in ("path", "url"):
+            fields.setdefault(name, {})[attr] = value
+    return [
+        Submodule(name, f["path"], f["url"])
+        for name, f in fields.items()
+        if "path" in f and "url" in f
+    ]
+
+
+def resolve_submodule_url(parent: str, url: str) -> str:
+    """A submodule URL, relative ones (`./x`, `../x`) resolved against the parent's URL.
+
+    Follows Git's rule: the parent URL is the base "directory"; each leading `../` removes
+    one path component of it. Raises CheckoutError for a relative URL that climbs above the
+    parent's host, or a URL that is neither relative nor absolute with a scheme.
+    """
+    if not url.startswith(("./", "../")):
+        return url
+    scheme_host, _, path = parent.partition("://")
+    host, _, base = path.partition("/")
+    parts = [p for p in base.rstrip("/").split("/") if p]
+    rest = url
+    while True:
+        if rest.startswith("./"):
+            rest = rest[2:]
+        elif rest.startswith("../"):
+            if not parts:
+                raise CheckoutError(f"submodule URL {url!r} climbs above the repository's host")
+            parts.pop()
+            rest = rest[3:]
+        else:
+            break
+    joined = "/".join([*parts, rest]) if rest else "/".join(parts)
+    return f"{scheme_host}://{host}/{joined}"
+
+
+def check_submodule_path(path: str) -> str | None:
+    """The refusal for a submodule path that is absolute or climbs out, or None."""
+    norm = posixpath.normpath(path)
+    if not path or path.startswith("/") or norm == ".." or norm.startswith("../"):
+        return f"submodule path {path!r} is not inside the repository"
+    if norm == ".git" or norm.startswith(".git/"):
+        return f"submodule path {path!r} is inside .git"
+    return None
+
+
+def redirect_reason(git_output: str) -> str | None:
+    """The refusal when git's error says the server answered with a redirect, or None."""
+    m = re.search(r"returned error: (30[12378])", git_output)
+    if m or "redirect" in git_output.lower():
+        code = f" (HTTP {m.group(1)})" if m else ""
+        return (
+            f"the repository redirected{code} while it was being cloned; redirects are not "
+            "followed at clone time (give the final URL)"
+        )
+    return None
