@@ -268,3 +268,17 @@ async def test_policy_off_makes_no_policy_call() -> None:
     finally:
         api.stop()
     assert api.policy_calls == [] and api.created == [pod_name(JOB.image)]
+
+
+def test_the_guide_ships_the_same_policy() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    guide = Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md"
+    block = re.search(
+        r"```yaml\n# fancy-env-build-networkpolicy\.yaml[^\n]*\n(.*?)```", guide.read_text(), re.S
+    )
+    assert block, "docs/kubernetes.md lost the NetworkPolicy manifest"
+    assert yaml.safe_load(block.group(1)) == build_network_policy_manifest("jhub")
