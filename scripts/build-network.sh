@@ -96,24 +96,44 @@ resolvers() {
   awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ && $2 !~ /^127\./ {print $2}' "$conf" 2>/dev/null | sort -u
 }
 
-# Insert missing rules (in order, at the top of each chain, so a later ACCEPT-all rule of
-# someone else cannot pre-empt our DROPs) — or only report them with `check`.
-apply() {  # mode(up|check) tool rules...
-  local mode=$1 tool=$2 missing=0 line table chain rest
-  shift 2
+# `up`: insert every wanted rule at the top of its chain (in order, so a later ACCEPT-all rule
+# of someone else cannot pre-empt our DROPs), then delete our older copies below them: the
+# rules never have a gap, and rules no longer wanted (an ALLOW entry removed) go away.
+# `check`: report missing rules and stale ones (more tagged rules than wanted).
+apply() {  # mode(up|check) tool save-command rules...
+  local mode=$1 tool=$2 save=$3 missing=0 line table chain rest have key
+  shift 3
   declare -A pos=()
   for line in "$@"; do
     read -r table chain rest <<<"$line"
     pos[$table/$chain]=$(( ${pos[$table/$chain]:-0} + 1 ))
-    # shellcheck disable=SC2086
-    if ! $tool -t "$table" -C "$chain" $rest 2>/dev/null; then
-      missing=$((missing + 1))
-      if [[ $mode == check ]]; then echo "missing: ${tool/ipt/iptables} -t $table -A $chain $rest"; continue; fi
+    if [[ $mode == up ]]; then
       # shellcheck disable=SC2086
       $tool -t "$table" -I "$chain" "${pos[$table/$chain]}" $rest
+    # shellcheck disable=SC2086
+    elif ! $tool -t "$table" -C "$chain" $rest 2>/dev/null; then
+      missing=$((missing + 1))
+      echo "missing: ${tool/ipt/iptables} -t $table -A $chain $rest"
     fi
   done
-  [[ $mode != check || $missing == 0 ]]
+  if [[ $mode == up ]]; then
+    for key in "${!pos[@]}"; do purge_below "$tool" "${key%/*}" "${key#*/}" "${pos[$key]}"; done
+    return 0
+  fi
+  have=$("${SUDO[@]}" "$save" 2>/dev/null | grep -c -- "--comment $TAG" || true)
+  if (( have > $# )); then
+    echo "stale: $((have - $#)) rule(s) tagged $TAG that are not wanted (run up)"; missing=1
+  fi
+  [[ $missing == 0 ]]
+}
+
+purge_below() {  # tool table chain keep: delete our tagged rules after position `keep`
+  local tool=$1 table=$2 chain=$3 keep=$4 n
+  for n in $($tool -t "$table" -L "$chain" -n --line-numbers \
+      | awk -v tag="/* $TAG */" -v keep="$keep" 'NR > 2 && index($0, tag) && $1 > keep {print $1}' \
+      | sort -rn); do
+    $tool -t "$table" -D "$chain" "$n"
+  done
 }
 
 delete_tagged() {  # tool (ipt|ip6t) save-command tables...
@@ -148,8 +168,8 @@ up() {
   [[ "$(cat /proc/sys/net/ipv4/ip_forward)" == 1 ]] || "${SUDO[@]}" sysctl -qw net.ipv4.ip_forward=1
   mapfile -t r4 < <(rules "$out")
   mapfile -t r6 < <(rules6)
-  apply up ipt "${r4[@]}"
-  if ip6t -S >/dev/null 2>&1; then apply up ip6t "${r6[@]}"; fi
+  apply up ipt iptables-save "${r4[@]}"
+  if ip6t -S >/dev/null 2>&1; then apply up ip6t ip6tables-save "${r6[@]}"; fi
   echo "[build-network] $NET ready (egress via $out, gateway $GATEWAY unreachable)"
 }
 
@@ -159,10 +179,10 @@ check() {
   network_ok || { echo "missing: Docker network $NET (bridge $BRIDGE, $SUBNET)"; ok=1; }
   [[ "$(cat /proc/sys/net/ipv4/ip_forward)" == 1 ]] || { echo "missing: net.ipv4.ip_forward=1"; ok=1; }
   mapfile -t r4 < <(rules "$out")
-  apply check ipt "${r4[@]}" || ok=1
+  apply check ipt iptables-save "${r4[@]}" || ok=1
   if ip6t -S >/dev/null 2>&1; then
     mapfile -t r6 < <(rules6)
-    apply check ip6t "${r6[@]}" || ok=1
+    apply check ip6t ip6tables-save "${r6[@]}" || ok=1
   fi
   return $ok
 }
