@@ -113,8 +113,8 @@ def probe_repo(base: str, targets: list[tuple[str, str, int]]) -> dict[str, str]
     specs = " ".join(f"{role},{host},{port}" for role, host, port in targets)
     dockerfile = (
         f"FROM {base}\n"
-        f"# nonce {secrets.token_hex(8)}: never a cached layer\n"
-        "RUN pip download --no-deps -d /tmp/dl six && ls /tmp/dl\n"
+        # the nonce is part of the command (comments are not): never a cached layer
+        f"RUN echo nonce-{secrets.token_hex(8)} && pip download --no-deps -d /tmp/dl six\n"
         "COPY probe.py /tmp/probe.py\n"
         f"RUN python3 /tmp/probe.py {specs}\n"
     )
