@@ -178,6 +178,9 @@ check() {
   out=$(egress_if)
   network_ok || { echo "missing: Docker network $NET (bridge $BRIDGE, $SUBNET)"; ok=1; }
   [[ "$(cat /proc/sys/net/ipv4/ip_forward)" == 1 ]] || { echo "missing: net.ipv4.ip_forward=1"; ok=1; }
+  if [[ -e /proc/sys/net/ipv6/conf/$BRIDGE/disable_ipv6 && "$(cat "/proc/sys/net/ipv6/conf/$BRIDGE/disable_ipv6")" != 1 ]]; then
+    echo "missing: net.ipv6.conf.$BRIDGE.disable_ipv6=1"; ok=1
+  fi
   mapfile -t r4 < <(rules "$out")
   apply check ipt iptables-save "${r4[@]}" || ok=1
   if ip6t -S >/dev/null 2>&1; then
