@@ -176,20 +176,20 @@ def build_pod_manifest(
         spec["initContainers"] = init
     if node_selector:
         spec["nodeSelector"] = dict(node_selector)
+    metadata = pod_metadata(job, namespace)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def pod_metadata(job: BuildJob, namespace: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": pod_name(job.image),
-            "namespace": namespace,
-            "labels": dict(BUILD_LABELS),
-            "annotations": {
-                "fancy-env/image": job.image,
-                "fancy-env/repo": job.repo,
-                "fancy-env/commit": job.commit,
-            },
+        "name": pod_name(job.image),
+        "namespace": namespace,
+        "labels": dict(BUILD_LABELS),
+        "annotations": {
+            "fancy-env/image": job.image,
+            "fancy-env/repo": job.repo,
+            "fancy-env/commit": job.commit,
         },
-        "spec": spec,
     }
 
 
