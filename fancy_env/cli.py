@@ -22,6 +22,7 @@ from traitlets.config import Application
 
 from ._version import __version__
 from .up import (
+    BUILD_NETWORK,
     MARKER_ENV,
     SETUP_SCRIPT,
     SINGLEUSER_IMAGE,
@@ -29,6 +30,7 @@ from .up import (
     HubSettings,
     Problem,
     Shutdown,
+    build_network_problem,
     connect_host,
     default_profile_list,
     docker_problem,
@@ -37,6 +39,7 @@ from .up import (
     image_problem,
     listening_ports,
     live_hub_pid,
+    network_present,
     port_in_use,
     port_problem,
     probe_docker,
@@ -200,6 +203,10 @@ class UpApp(Application):
                 say(f"fancy-env up: building {self.image} with {script} ...", flush=True)
                 subprocess.run(["bash", str(script)], check=False)
             problems.append(image_problem(self.image, image_present(self.image), script))
+        if docker is None:
+            script = SETUP_SCRIPT if SETUP_SCRIPT.exists() else None
+            present = network_present(BUILD_NETWORK)
+            problems.append(build_network_problem(BUILD_NETWORK, present, script))
         problems.append(port_problem(self.ip, self.port, port_in_use(self.ip, self.port)))
         return [p for p in problems if p is not None]
 

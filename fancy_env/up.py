@@ -33,6 +33,7 @@ LABEL = "fancy-env.up"
 MARKER_ENV = "FANCY_ENV_UP_ID"
 SINGLEUSER_IMAGE = "fancy-env/singleuser:latest"
 SETUP_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "setup.sh"
+BUILD_NETWORK = "fancy-env-build"  # DockerExecutor.build_network's default
 LOOPBACK_REPOS = r"http://(127\.0\.0\.1|localhost)(:[0-9]+)?/.*"
 PUBLIC_REPOS = r"https://.*"
 
@@ -108,6 +109,17 @@ def running_problem(state_dir: Path, hub_pid: int | None) -> Problem | None:
         f"another fancy-env up already runs a hub from {state_dir} (pid {hub_pid})",
         "stop it (Ctrl-C in its terminal) or pass another --state-dir",
     )
+
+
+def build_network_problem(network: str, present: bool, setup_script: Path | None) -> Problem | None:
+    """Verdict on the Docker network builds run in: missing means every build fails."""
+    if present or network == "host":
+        return None
+    if setup_script is not None:
+        fix = f"run `bash {setup_script}` (creates it with scripts/build-network.sh up)"
+    else:
+        fix = "run scripts/setup.sh from a clone (scripts/build-network.sh up creates it)"
+    return Problem("build-network", f"the build network {network} is missing", fix)
 
 
 def proxy_problem(found: str | None) -> Problem | None:
@@ -354,6 +366,16 @@ def image_present(image: str) -> bool:
     try:
         docker_client().images.get(image)
     except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def network_present(name: str) -> bool:
+    import docker.errors
+
+    try:
+        docker_client().networks.get(name)
+    except docker.errors.NotFound:
         return False
     return True
 

@@ -85,7 +85,8 @@ fi
 log "configurable-http-proxy present"
 
 # --- dockerd -----------------------------------------------------------------------------
-# No bridge and no iptables: every container uses host networking and talks to loopback only.
+# No default bridge and no Docker-managed iptables: user servers use host networking on loopback;
+# builds use the build network below, whose NAT and deny rules scripts/build-network.sh owns.
 # setsid: its own session, so a Ctrl-C in the terminal that ran us never reaches it.
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
@@ -148,6 +149,14 @@ if [[ "$have_sha" != "$recipe_sha" ]]; then
   did "singleuser-image"
 fi
 log "single-user image $SINGLEUSER_IMAGE present"
+
+# --- build network: RUN steps of builds reach public hosts, nothing on this machine --------
+if ! bash "$HERE/scripts/build-network.sh" check >/dev/null 2>&1; then
+  log "creating the build network (scripts/build-network.sh up)"
+  bash "$HERE/scripts/build-network.sh" up
+  did "build-network"
+fi
+log "build network ${FANCY_ENV_BUILD_NETWORK:-fancy-env-build} present"
 
 if [[ $WITH_TEST == 1 ]]; then
   log "test tools present (chromium: $(command -v chromium))"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stop the services scripts/setup.sh started (dockerd and docker-registry), by their PID files
-# in $FANCY_ENV_STATE. Services this script did not start (no PID file) are left alone.
+# in $FANCY_ENV_STATE, and remove the build network (scripts/build-network.sh down). Services this script did not start (no PID file) are left alone.
 set -euo pipefail
 if [[ $(id -u) == 0 ]]; then DEFAULT_STATE=/var/lib/fancy-env; else DEFAULT_STATE="$HOME/.local/state/fancy-env"; fi
 STATE="${FANCY_ENV_STATE:-$DEFAULT_STATE}"
@@ -21,5 +21,9 @@ stop_pid_file() {  # name, pid file, expected command name
   echo "[stop] $name (PID $pid) stopped"
 }
 
+# the build network and its iptables rules (needs dockerd to remove the network)
+if docker info >/dev/null 2>&1 || iptables-save 2>/dev/null | grep -q fancy-env-build; then
+  bash "$(dirname "${BASH_SOURCE[0]}")/build-network.sh" down || true
+fi
 stop_pid_file docker-registry "$STATE/registry.pid" docker-registry
 stop_pid_file dockerd "$STATE/dockerd.pid" dockerd

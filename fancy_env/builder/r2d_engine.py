@@ -2,21 +2,35 @@
 
 repo2docker's own engine shells out to `docker buildx`, which Debian's docker.io lacks. This
 engine talks to the engine's API instead (`DOCKER_HOST`, so podman's socket works too),
-builds with host networking (engines here run with `--bridge=none`), and pushes through the
-API when repo2docker asks for `--push`. Registered as the `repo2docker.engines` entry point
-`docker-api`: `repo2docker --engine docker-api ...`.
+runs the Dockerfile's RUN steps on the build network (`network_mode`, default
+`$FANCY_ENV_BUILD_NETWORK` or `fancy-env-build`, made by scripts/build-network.sh: public
+hosts yes, this machine and private ranges no), and pushes through the API when repo2docker
+asks for `--push` (the push is made by the engine itself, not from a RUN step). Registered
+as the `repo2docker.engines` entry point `docker-api`: `repo2docker --engine docker-api ...`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import docker
 from repo2docker.engine import BuildError, Container, ContainerEngine, Image, ImageLoadError
-from traitlets import Dict, Unicode
+from traitlets import Dict, Unicode, default
 
 PUSH_MARKER = "[fancy-env] pushing "
+NETWORK_ENV = "FANCY_ENV_BUILD_NETWORK"
+DEFAULT_BUILD_NETWORK = "fancy-env-build"
+BUILTIN_NETWORK_MODES = ("host", "none", "bridge", "default")
+
+
+def missing_network_message(network: str) -> str:
+    """The one-line failure of a build whose network does not exist, with its fix."""
+    return (
+        f"the build network {network!r} does not exist: run `bash scripts/setup.sh` (or "
+        f"`bash scripts/build-network.sh up`) to create it"
+    )
 
 
 class DockerAPIContainer(Container):
@@ -56,8 +70,10 @@ class DockerAPIEngine(ContainerEngine):
     string_output = True
 
     network_mode = Unicode(
-        "host",
-        help="Network mode of build containers. 'host' works with engines that have no bridge.",
+        help="Docker network of RUN steps (and of `run`). Default: $FANCY_ENV_BUILD_NETWORK, "
+        "else 'fancy-env-build' (scripts/build-network.sh: egress to public hosts only). "
+        "'host' puts a repository's code on the host network, next to the hub, the build "
+        "service and the registry: unsafe for untrusted repositories.",
         config=True,
     )
     extra_init_args = Dict(
@@ -65,6 +81,20 @@ class DockerAPIEngine(ContainerEngine):
     )
 
     _client: Any = None
+
+    @default("network_mode")
+    def _network_mode_default(self) -> str:
+        return os.environ.get(NETWORK_ENV) or DEFAULT_BUILD_NETWORK
+
+    def check_network(self) -> None:
+        """Raise BuildError naming the fix when the build network does not exist."""
+        mode = self.network_mode
+        if mode in BUILTIN_NETWORK_MODES or mode.startswith("container:"):
+            return
+        try:
+            self.client.inspect_network(mode)
+        except docker.errors.NotFound:
+            raise BuildError(missing_network_message(mode)) from None
 
     @property
     def client(self) -> Any:
@@ -92,6 +122,7 @@ class DockerAPIEngine(ContainerEngine):
         platform: str | None = None,
         **kwargs: Any,
     ) -> Iterator[str]:
+        self.check_network()
         stream = self.client.build(
             path=path or None, fileobj=fileobj, custom_context=custom_context,
             dockerfile=dockerfile or None, tag=tag, buildargs=buildargs or {},

@@ -1,4 +1,5 @@
-"""A small fake Kubernetes API on loopback: just the pod calls the build executor makes.
+"""A small fake Kubernetes API on loopback: just the calls the build executor makes (pods,
+their log, and the build pods' NetworkPolicy).
 
     api = FakeKubeAPI(log_lines=[...], final_phase="Succeeded"); await api.start()
     KubernetesExecutor(api_url=api.url, namespace="ns")
@@ -31,6 +32,9 @@ class FakeKubeAPI:
     deleted: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     line_times: list[float] = field(default_factory=list)
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policy_calls: list[str] = field(default_factory=list)  # "create <name>" / "replace <name>"
+    policy_refusal: int = 0  # e.g. 403: answer every NetworkPolicy call with this status
     port: int = 0
     server: HTTPServer | None = None
 
@@ -41,11 +45,14 @@ class FakeKubeAPI:
     async def start(self) -> FakeKubeAPI:
         self.port = self.port or free_port()
         pod = r"/api/v1/namespaces/([^/]+)/pods"
+        policies = r"/apis/networking.k8s.io/v1/namespaces/([^/]+)/networkpolicies"
         app = Application(
             [
                 (pod, PodsHandler, {"api": self}),
                 (pod + r"/([^/]+)", PodHandler, {"api": self}),
                 (pod + r"/([^/]+)/log", LogHandler, {"api": self}),
+                (policies, PoliciesHandler, {"api": self}),
+                (policies + r"/([^/]+)", PolicyHandler, {"api": self}),
             ]
         )
         self.server = HTTPServer(app)
@@ -119,6 +126,31 @@ class LogHandler(Base):
         if name in self.api.pods:
             pod["status"]["phase"] = self.api.final_phase
         self.finish()
+
+
+class PoliciesHandler(Base):
+    def post(self, namespace: str) -> None:
+        if self.api.policy_refusal:
+            return self.status(self.api.policy_refusal, "Forbidden")
+        body = json.loads(self.request.body)
+        name = body["metadata"]["name"]
+        self.api.policy_calls.append(f"create {name}")
+        if name in self.api.policies:
+            return self.status(409, "AlreadyExists")
+        self.api.policies[name] = body
+        self.set_status(201)
+        self.finish(body)
+
+
+class PolicyHandler(Base):
+    def put(self, namespace: str, name: str) -> None:
+        if self.api.policy_refusal:
+            return self.status(self.api.policy_refusal, "Forbidden")
+        self.api.policy_calls.append(f"replace {name}")
+        if name not in self.api.policies:
+            return self.status(404, "NotFound")
+        self.api.policies[name] = json.loads(self.request.body)
+        self.finish(self.api.policies[name])
 
 
 def main(argv: list[str] | None = None) -> None:

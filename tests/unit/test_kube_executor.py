@@ -33,7 +33,8 @@ def test_pod_name_is_deterministic_dns_label() -> None:
 def test_manifest_full() -> None:
     manifest = build_pod_manifest(
         JOB, namespace="builds", build_image="r2d:1", registry_secret="reg",
-        resources={"limits": {"memory": "2Gi"}}, node_selector={"pool": "build"},
+        engine_mode="host-socket", resources={"limits": {"memory": "2Gi"}},
+        node_selector={"pool": "build"},
     )  # fmt: skip
     assert manifest == {
         "apiVersion": "v1",
@@ -54,6 +55,7 @@ def test_manifest_full() -> None:
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
             "nodeSelector": {"pool": "build"},
             "volumes": [
                 {"name": "docker-socket",
@@ -87,10 +89,11 @@ def test_manifest_full() -> None:
 
 def test_manifest_minimal() -> None:
     job = BuildJob("b", "https://x.org/r", "", "b" * 40, "", "fe/x:" + "b" * 40, push=False)
-    manifest = build_pod_manifest(job, namespace="ns", build_image="r2d:1", docker_socket="")
+    manifest = build_pod_manifest(job, namespace="ns", build_image="r2d:1", engine_mode="none")
     assert manifest["spec"] == {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
         "containers": [
             {
                 "name": "builder",
@@ -187,7 +190,8 @@ async def test_cancel_deletes_pod_but_shutdown_keeps_it() -> None:
     executor = await executor_for(api)
     try:
         task = asyncio.create_task(executor.run(JOB, lambda p, m: None))
-        await asyncio.sleep(0.3)
+        while not api.line_times:  # noqa: ASYNC110 - the pod exists and its log streams
+            await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -57,6 +57,15 @@ class DockerExecutor(Executor):
     )
     user_name = Unicode("jovyan", help="--user-name passed to repo2docker.").tag(config=True)
     extra_args = List(Unicode(), help="Extra repo2docker arguments.").tag(config=True)
+    build_network = Unicode(
+        "fancy-env-build",
+        help="Docker network the RUN steps of a build run in (handed to the docker-api engine "
+        "as $FANCY_ENV_BUILD_NETWORK). The default is made by scripts/build-network.sh (run by "
+        "scripts/setup.sh): public hosts and package indexes are reachable, this machine's "
+        "listeners (hub, build service, proxy API, registry), link-local and private ranges "
+        "are not. 'host' puts every repository's code on the host network: only for "
+        "repositories you trust. A missing network fails the build with the fix to run.",
+    ).tag(config=True)
     stop_grace = Float(5, help="Seconds between SIGTERM and SIGKILL when stopping a build.").tag(
         config=True
     )
@@ -166,6 +175,7 @@ class DockerExecutor(Executor):
     async def _repo2docker(self, job: BuildJob, context: str, emit: Emit) -> None:
         env = git_env()
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env["FANCY_ENV_BUILD_NETWORK"] = self.build_network  # read by r2d_engine
         proc = await asyncio.create_subprocess_exec(
             *self.command(job, context),
             stdin=asyncio.subprocess.DEVNULL,

@@ -4,7 +4,14 @@ The pod name is derived from the image, so a second request for the same image (
 service after a restart) attaches to the running pod instead of starting another. Registry
 credentials come from a Secret (repo2docker reads `CONTAINER_ENGINE_REGISTRY_CREDENTIALS`);
 the pod has resource limits, no service-account token, and never restarts.
-`build_pod_manifest` is pure and tested against literal dicts; the API calls go through
+
+Where RUN steps run (`engine_mode`): "dind" (default) gives the pod a Docker-in-Docker
+sidecar whose socket is shared over an emptyDir, so RUN steps stay in the pod's network
+namespace and under the build pods' NetworkPolicy (`build_network_policy_manifest`: egress
+to public addresses and kube-dns only, no ingress), which the executor creates or updates
+before its first build. "host-socket" mounts the node's engine socket: RUN steps then run on
+the node's Docker network, outside any pod policy (see docs/build-pods.md).
+The manifest functions are pure and tested against literal dicts; the API calls go through
 kubernetes_asyncio (tested against a small fake API server on loopback).
 """
 
@@ -12,15 +19,47 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import os
+import re
 from datetime import datetime
 from typing import Any
 
-from traitlets import Dict, Float, Int, Unicode, default
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
 
 SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+BUILD_LABELS = {"app.kubernetes.io/name": "fancy-env", "app.kubernetes.io/component": "build"}
+POLICY_NAME = "fancy-env-build"
+DIND_SOCKET_DIR = "/var/run/dind"
+DIND_HOST = f"unix://{DIND_SOCKET_DIR}/docker.sock"
+ENGINE_MODES = ("dind", "host-socket", "none")
+# Never reachable from a build, whatever the admin allows on top (IPv4 and IPv6).
+DENIED_V4 = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+)  # fmt: skip
+DENIED_V6 = ("::1/128", "::ffff:0:0/96", "fc00::/7", "fe80::/10", "ff00::/8")
+_EGRESS_ENTRY = re.compile(r"(?P<cidr>[0-9A-Fa-f:.]+/[0-9]{1,3})(?::(?P<port>[0-9]{1,5}))?")
+
+
+def parse_egress_entry(entry: str) -> tuple[str, int | None]:
+    """`CIDR` or `CIDR:port` (TCP) -> (normalised CIDR, port); ValueError names the entry."""
+    m = _EGRESS_ENTRY.fullmatch(entry.strip())
+    try:
+        if m is None:
+            raise ValueError
+        network = ipaddress.ip_network(m["cidr"], strict=False)
+        port = int(m["port"]) if m["port"] else None
+        if port is not None and not 0 < port < 65536:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"allowed_egress entry {entry!r} is not CIDR or CIDR:port "
+            "(e.g. '10.1.2.3/32:3141' or 'fd00::/64')"
+        ) from None
+    return str(network), port
 
 
 def pod_name(image: str) -> str:
@@ -41,6 +80,52 @@ def repo2docker_args(job: BuildJob, engine: str, user_id: int, user_name: str) -
     return [*args, job.repo]
 
 
+def dind_sidecar(image: str, resources: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Docker-in-Docker sidecar (a native sidecar: an init container that keeps running
+    and is stopped when the builder exits; Kubernetes >= 1.29). It listens on a unix socket
+    in a shared emptyDir only: RUN steps, on its bridge inside the pod, cannot reach it."""
+    return {
+        "name": "dind",
+        "image": image,
+        "restartPolicy": "Always",
+        # first arg `dockerd`: the image's entrypoint adds no TCP listener of its own
+        "args": ["dockerd", f"--host={DIND_HOST}"],
+        "env": [{"name": "DOCKER_TLS_CERTDIR", "value": ""}],
+        "securityContext": {"privileged": True},
+        "resources": resources or {},
+        "startupProbe": {
+            "exec": {"command": ["docker", f"--host={DIND_HOST}", "info"]},
+            "periodSeconds": 1,
+            "failureThreshold": 120,
+        },
+        "volumeMounts": [
+            {"name": "dind-socket", "mountPath": DIND_SOCKET_DIR},
+            {"name": "dind-storage", "mountPath": "/var/lib/docker"},
+        ],
+    }
+
+
+def _engine_parts(
+    engine_mode: str, docker_socket: str, dind_image: str, dind_resources: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(builder env, builder mounts, pod volumes, init containers) for an engine mode."""
+    if engine_mode == "dind":
+        return (
+            [{"name": "DOCKER_HOST", "value": DIND_HOST}],
+            [{"name": "dind-socket", "mountPath": DIND_SOCKET_DIR}],
+            [{"name": "dind-socket", "emptyDir": {}}, {"name": "dind-storage", "emptyDir": {}}],
+            [dind_sidecar(dind_image, dind_resources)],
+        )
+    if engine_mode == "host-socket" and docker_socket:
+        return (
+            [],
+            [{"name": "docker-socket", "mountPath": "/var/run/docker.sock"}],
+            [{"name": "docker-socket", "hostPath": {"path": docker_socket, "type": "Socket"}}],
+            [],
+        )
+    return [], [], [], []
+
+
 def build_pod_manifest(
     job: BuildJob,
     *,
@@ -50,12 +135,21 @@ def build_pod_manifest(
     user_id: int = 1000,
     user_name: str = "jovyan",
     registry_secret: str = "",
+    engine_mode: str = "dind",
     docker_socket: str = "/var/run/docker.sock",
+    dind_image: str = "docker:27-dind",
+    dind_resources: dict[str, Any] | None = None,
     resources: dict[str, dict[str, str]] | None = None,
     node_selector: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The build pod for `job` (pure)."""
-    env: list[dict[str, Any]] = [{"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"}]
+    """The build pod for `job` (pure). `engine_mode`: "dind" (a sidecar engine in the pod),
+    "host-socket" (the node's `docker_socket`), "none" (`build_image` brings its own)."""
+    if engine_mode not in ENGINE_MODES:
+        raise ValueError(f"engine_mode {engine_mode!r} is not one of {', '.join(ENGINE_MODES)}")
+    engine_env, mounts, volumes, init = _engine_parts(
+        engine_mode, docker_socket, dind_image, dind_resources
+    )
+    env: list[dict[str, Any]] = [{"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"}, *engine_env]
     if registry_secret:
         env.append({
             "name": "CONTAINER_ENGINE_REGISTRY_CREDENTIALS",
@@ -72,32 +166,83 @@ def build_pod_manifest(
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
         "containers": [container],
     }
-    if docker_socket:
-        container["volumeMounts"] = [{"name": "docker-socket", "mountPath": "/var/run/docker.sock"}]
-        spec["volumes"] = [
-            {"name": "docker-socket", "hostPath": {"path": docker_socket, "type": "Socket"}}
-        ]
+    if mounts:
+        container["volumeMounts"] = mounts
+        spec["volumes"] = volumes
+    if init:
+        spec["initContainers"] = init
     if node_selector:
         spec["nodeSelector"] = dict(node_selector)
+    metadata = pod_metadata(job, namespace)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def pod_metadata(job: BuildJob, namespace: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": pod_name(job.image),
-            "namespace": namespace,
-            "labels": {
-                "app.kubernetes.io/name": "fancy-env",
-                "app.kubernetes.io/component": "build",
-            },
-            "annotations": {
-                "fancy-env/image": job.image,
-                "fancy-env/repo": job.repo,
-                "fancy-env/commit": job.commit,
-            },
+        "name": pod_name(job.image),
+        "namespace": namespace,
+        "labels": dict(BUILD_LABELS),
+        "annotations": {
+            "fancy-env/image": job.image,
+            "fancy-env/repo": job.repo,
+            "fancy-env/commit": job.commit,
         },
-        "spec": spec,
+    }
+
+
+def build_network_policy_manifest(
+    namespace: str,
+    *,
+    allowed_egress: list[str] | tuple[str, ...] = (),
+    denied_cidrs: list[str] | tuple[str, ...] = (),
+    dns_namespace: str = "kube-system",
+    dns_pod_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The NetworkPolicy of build pods (pure): no ingress; egress to DNS (kube-dns pods,
+    port 53), to every public address (0.0.0.0/0 and ::/0 minus private, loopback,
+    link-local, multicast and `denied_cidrs`), and to each admin `allowed_egress` entry
+    (`CIDR` or `CIDR:port`, TCP)."""
+    extra_v4 = [c for c in denied_cidrs if ipaddress.ip_network(c, strict=False).version == 4]
+    extra_v6 = [c for c in denied_cidrs if ipaddress.ip_network(c, strict=False).version == 6]
+    dns_port = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    egress: list[dict[str, Any]] = [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": dns_namespace}
+                    },
+                    "podSelector": {"matchLabels": dict(dns_pod_labels or {"k8s-app": "kube-dns"})},
+                }
+            ],
+            "ports": dns_port,
+        },
+        {
+            "to": [
+                {"ipBlock": {"cidr": "0.0.0.0/0", "except": [*DENIED_V4, *extra_v4]}},
+                {"ipBlock": {"cidr": "::/0", "except": [*DENIED_V6, *extra_v6]}},
+            ]
+        },
+    ]
+    for entry in allowed_egress:
+        cidr, port = parse_egress_entry(entry)
+        rule: dict[str, Any] = {"to": [{"ipBlock": {"cidr": cidr}}]}
+        if port is not None:
+            rule["ports"] = [{"protocol": "TCP", "port": port}]
+        egress.append(rule)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": POLICY_NAME, "namespace": namespace, "labels": dict(BUILD_LABELS)},
+        "spec": {
+            "podSelector": {"matchLabels": dict(BUILD_LABELS)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": egress,
+        },
     }
 
 
@@ -130,10 +275,53 @@ class KubernetesExecutor(Executor):
         "",
         help="Secret with key `credentials`: JSON {registry, username, password} for pushing.",
     ).tag(config=True)
+    engine_mode = Unicode(
+        "dind",
+        help="Where RUN steps run. 'dind': a Docker-in-Docker sidecar (`dind_image`, "
+        "privileged) in the build pod, so RUN steps stay in the pod's network and under the "
+        "build NetworkPolicy. 'host-socket': the node's engine socket (`docker_socket`) is "
+        "mounted: no privileged pod, but RUN steps run on the node's Docker network, outside "
+        "any pod policy (they reach what the node reaches: other pods, node ports, cloud "
+        "metadata), and the socket is root on the node. 'none': `build_image` brings its own "
+        "engine (e.g. rootless BuildKit).",
+    ).tag(config=True)
     docker_socket = Unicode(
         "/var/run/docker.sock",
-        help="Node path of the container engine socket mounted into build pods ('' = none; "
-        "then build_image must bring its own engine).",
+        help="Node path of the container engine socket mounted with engine_mode='host-socket' "
+        "('' = none; then build_image must bring its own engine).",
+    ).tag(config=True)
+    dind_image = Unicode(
+        "docker:27-dind",
+        help="Image of the Docker-in-Docker sidecar (engine_mode='dind'); pin a digest.",
+    ).tag(config=True)
+    dind_resources = Dict(
+        {"limits": {"memory": "4Gi", "cpu": "2"}, "requests": {"memory": "512Mi", "cpu": "0.5"}},
+        help="Resource requests and limits of the dind sidecar (it runs the RUN steps).",
+    ).tag(config=True)
+    network_policy = Bool(
+        True,
+        help="Create (or update) the NetworkPolicy `fancy-env-build` for build pods before the "
+        "first build: no ingress, egress to kube-dns and public addresses only. Needs "
+        "create/update on networkpolicies in the namespace; when it cannot be made, builds "
+        "fail (closed). False: you apply the policy yourself (docs/kubernetes.md). A policy "
+        "needs a CNI that enforces NetworkPolicy (Calico, Cilium, ...).",
+    ).tag(config=True)
+    allowed_egress = List(
+        Unicode(),
+        help="Private destinations build pods may reach although private ranges are denied: "
+        "'CIDR' or 'CIDR:port' (TCP), e.g. an in-cluster registry or package mirror. RUN "
+        "steps reach them too.",
+    ).tag(config=True)
+    denied_cidrs = List(
+        Unicode(),
+        help="Extra CIDRs build pods may never reach, e.g. your nodes' or pods' ranges when "
+        "they are public addresses.",
+    ).tag(config=True)
+    dns_namespace = Unicode(
+        "kube-system", help="Namespace of the cluster DNS pods build pods may ask."
+    ).tag(config=True)
+    dns_pod_labels = Dict(
+        {"k8s-app": "kube-dns"}, help="Labels of the cluster DNS pods (CoreDNS keeps kube-dns)."
     ).tag(config=True)
     resources = Dict(
         {"limits": {"memory": "4Gi", "cpu": "2"}, "requests": {"memory": "1Gi", "cpu": "0.5"}},
@@ -148,6 +336,24 @@ class KubernetesExecutor(Executor):
     poll_interval = Float(1.0, help="Seconds between pod status checks.").tag(config=True)
 
     _api: Any = None
+    _policy_ready = False
+
+    @validate("engine_mode")
+    def _valid_engine_mode(self, proposal: Any) -> str:
+        if proposal.value not in ENGINE_MODES:
+            raise TraitError(f"engine_mode must be one of {', '.join(ENGINE_MODES)}")
+        return str(proposal.value)
+
+    @validate("allowed_egress", "denied_cidrs")
+    def _valid_cidrs(self, proposal: Any) -> list[str]:
+        for entry in proposal.value:
+            try:
+                _, port = parse_egress_entry(entry)
+            except ValueError as e:
+                raise TraitError(str(e)) from None
+            if proposal.trait.name == "denied_cidrs" and port is not None:
+                raise TraitError(f"denied_cidrs entry {entry!r} takes no port")
+        return list(proposal.value)
 
     @default("namespace")
     def _namespace(self) -> str:
@@ -176,9 +382,41 @@ class KubernetesExecutor(Executor):
         return build_pod_manifest(
             job, namespace=self.namespace, build_image=self.build_image, engine=self.engine,
             user_id=self.user_id, user_name=self.user_name, registry_secret=self.registry_secret,
-            docker_socket=self.docker_socket, resources=self.resources,
-            node_selector=self.node_selector,
+            engine_mode=self.engine_mode, docker_socket=self.docker_socket,
+            dind_image=self.dind_image, dind_resources=self.dind_resources,
+            resources=self.resources, node_selector=self.node_selector,
         )  # fmt: skip
+
+    def policy(self) -> dict[str, Any]:
+        return build_network_policy_manifest(
+            self.namespace, allowed_egress=self.allowed_egress, denied_cidrs=self.denied_cidrs,
+            dns_namespace=self.dns_namespace, dns_pod_labels=self.dns_pod_labels,
+        )  # fmt: skip
+
+    async def ensure_policy(self) -> None:
+        """Create the build pods' NetworkPolicy, or replace it if it exists (the admin's
+        allowed_egress may have changed); once per process. Raises BuildFailed (closed)."""
+        if not self.network_policy or self._policy_ready:
+            return
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        api: Any = client.NetworkingV1Api((await self.api()).api_client)
+        body = self.policy()
+        try:
+            try:
+                await api.create_namespaced_network_policy(self.namespace, body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                await api.replace_namespaced_network_policy(POLICY_NAME, self.namespace, body)
+        except ApiException as e:
+            raise BuildFailed(
+                f"could not create the NetworkPolicy {POLICY_NAME} for build pods ({e.reason}): "
+                "grant the service create/update on networkpolicies, or apply it yourself and "
+                "set KubernetesExecutor.network_policy = False"
+            ) from None
+        self._policy_ready = True
 
     async def is_running(self, job: BuildJob) -> bool:
         phase = await self._phase(pod_name(job.image))
@@ -200,6 +438,7 @@ class KubernetesExecutor(Executor):
         from kubernetes_asyncio.client.exceptions import ApiException
 
         api, name = await self.api(), pod_name(job.image)
+        await self.ensure_policy()
         try:
             await api.create_namespaced_pod(self.namespace, self.manifest(job))
             emit("fetching", f"Started build pod {name}")
