@@ -44,7 +44,11 @@ import yaml
 from traitlets.config import Config
 
 from fancy_env.builder.executors.base import BuildJob
-from fancy_env.builder.executors.kube import KubernetesExecutor, build_pod_manifest
+from fancy_env.builder.executors.kube import (
+    KubernetesExecutor,
+    build_network_policy_manifest,
+    build_pod_manifest,
+)
 from tests.support.kubespawner_examples import Z2JH_EXAMPLE
 from tests.unit.test_kube_manifest import CASES, DUMMY_KUBECONFIG
 from tests.unit.test_spawner_mixin import FakeConfirmer
@@ -262,12 +266,16 @@ OBJECTS: list[tuple[str, str, Factory]] = [
     ("build-pod-full", "Pod",
      build(registry_secret="reg", resources={"limits": {"memory": "2Gi", "cpu": "2"}},
            node_selector={"hub.jupyter.org/node-purpose": "user"})),
-    ("build-pod-no-socket", "Pod", build(docker_socket="")),
+    ("build-pod-dind", "Pod", build(engine_mode="dind")),
+    ("build-pod-host-socket", "Pod", build(engine_mode="host-socket")),
+    ("build-pod-no-engine", "Pod", build(engine_mode="none")),
     ("build-pod-podman", "Pod",
-     build(engine="podman", user_id=1001, user_name="me", docker_socket="/run/podman/podman.sock")),
-    # at merge with issue 9's box: a row per NetworkPolicy shape, e.g.
-    # ("build-networkpolicy", "NetworkPolicy", pure(build_network_policy_manifest, "jhub")),
-    # and one per engine mode, e.g. ("build-pod-dind", "Pod", build(engine_mode="dind")),
+     build(engine="podman", user_id=1001, user_name="me", engine_mode="host-socket",
+           docker_socket="/run/podman/podman.sock")),
+    ("build-networkpolicy", "NetworkPolicy", pure(build_network_policy_manifest, "jhub")),
+    ("build-networkpolicy-admin-rules", "NetworkPolicy",
+     pure(build_network_policy_manifest, "jhub", allowed_egress=["10.0.5.0/24:5000", "10.1.0.0/16"],
+          denied_cidrs=["203.0.113.0/24", "2001:db8::/32"])),
 ]  # fmt: skip
 
 
@@ -402,8 +410,8 @@ BROKEN: list[tuple[str, Manifest, bool, str]] = [
     ("args-not-a-list", _broken(lambda m: _container(m).update(args="repo2docker --no-run")),
      False, "spec.containers.0.args: 'repo2docker --no-run' is not of type 'array', 'null'"),
     ("env-value-from-without-name",
-     _broken(lambda m: _container(m)["env"].append({"value": "x"})), False,
-     "spec.containers.0.env.2: 'name' is a required property"),
+     _broken(lambda m: _container(m)["env"].insert(0, {"value": "x"})), False,
+     "spec.containers.0.env.0: 'name' is a required property"),
     ("unknown-field-typo", _broken(lambda m: _container(m).update(volumeMount=[])), True,
      "spec.containers.0: Additional properties are not allowed ('volumeMount' was unexpected)"),
     ("unknown-field-in-spec", _broken(lambda m: m["spec"].update(nodeselector={"a": "b"})), True,
