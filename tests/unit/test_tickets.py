@@ -37,7 +37,7 @@ def _forge(claims: dict[str, object]) -> str:
         ("abc", SECRET, NOW, "malformed"),
         ("a.b.c", SECRET, NOW, "malformed"),
         ("é.x", SECRET, NOW, "malformed"),
-        ("x" * 2000 + ".y", SECRET, NOW, "malformed"),
+        ("x" * 9000 + ".y", SECRET, NOW, "malformed"),
         (_forge({"aud": "other", "sub": "alice", "exp": NOW + 60}), SECRET, NOW, "audience"),
         (_forge({"aud": "fancy-env", "sub": "", "exp": int(NOW + 60)}), SECRET, NOW, "no user"),
         (_forge({"aud": "fancy-env", "sub": "a", "exp": "soon"}), SECRET, NOW, "expired"),
