@@ -22,7 +22,9 @@ from tornado import web
 from traitlets import Unicode
 from traitlets.config import Application
 
+from ..builder.app import install_log_redaction
 from ..builder.handlers import oauth_callback_handler
+from ..hubconfig import SERVICE_FILE_ENV, read_service_file
 from ..profiles import parse_profile_list
 from ..tickets import secret_bytes
 from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
@@ -36,8 +38,16 @@ def make_settings(ctx: SharingContext, hub_auth: HubOAuth) -> dict[str, Any]:
         "cookie_secret": os.environ.get("JPY_COOKIE_SECRET") or secrets.token_bytes(32),
         "xsrf_cookies": True,
         "login_url": hub_auth.login_url,
-        "ticket_secret": secret_bytes(os.environ.get("FANCY_ENV_TICKET_SECRET", "")),
+        "ticket_secret": _ticket_secret(),
     }
+
+
+def _ticket_secret() -> bytes:
+    """From the 0600 service file fancy_env.setup(c) writes, else $FANCY_ENV_TICKET_SECRET."""
+    path = os.environ.get(SERVICE_FILE_ENV)
+    if path:
+        return secret_bytes(str(read_service_file(path).get("ticket_secret") or ""))
+    return secret_bytes(os.environ.get("FANCY_ENV_TICKET_SECRET", ""))
 
 
 def make_app(ctx: SharingContext, hub_auth: HubOAuth) -> web.Application:
@@ -76,6 +86,7 @@ class SharingApp(Application):
         await asyncio.Event().wait()
 
     def start(self) -> None:
+        install_log_redaction()
         asyncio.run(self.start_async())
 
 
