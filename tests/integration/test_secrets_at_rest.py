@@ -140,6 +140,11 @@ def test_builder_role_can_build_and_share(run: Run) -> None:
     build_id = built.json()["id"]
     wait_for(lambda: run.service("GET", f"api/builds/{build_id}", headers={HEADER: cfg["ticket"]})
              .json()["status"] == "built", timeout=60, what="the fake build")  # fmt: skip
+    # while the service runs, its SQLite WAL and shared-memory files are private too
+    db = run.state / "fancy-env-builds.sqlite"
+    for suffix in ("-wal", "-shm"):
+        side = db.with_name(db.name + suffix)
+        assert side.exists() and stat.S_IMODE(side.stat().st_mode) == 0o600, suffix
     token = run.token("bea")
     link = run.service("POST", "api/links", json={"profile": "repo", "build_id": build_id},
                        headers={"Authorization": f"token {token}"})  # fmt: skip
