@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from traitlets import Unicode
-from traitlets.config import Application
+from traitlets.config import Application, Config
 
 from ..builder.app import install_log_redaction
 from ..builder.handlers import oauth_callback_handler
@@ -72,6 +72,9 @@ class SharingApp(Application):
     aliases = {"db-url": "SharingApp.db_url", "config": "SharingApp.config_file"}
 
     async def start_async(self) -> None:
+        path = os.environ.get(SERVICE_FILE_ENV)
+        if path:  # the 0600 file of fancy_env.setup(c); the config file wins
+            self.update_config(Config(read_service_file(path).get("config") or {}))
         if self.config_file:
             self.load_config_file(self.config_file)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/fancy-env/")
