@@ -242,3 +242,26 @@ def test_nothing_secret_at_rest_and_private_modes(run: Run) -> None:
     assert modes.pop(run.state.name) == 0o700
     assert modes == {name: 0o600 for name in modes}, modes
     assert {"service.json", "ticket_secret", "fancy-env-builds.sqlite"} <= set(modes)
+
+
+def test_grant_to_all_users_mints_for_everyone(tmp_path: Path) -> None:
+    """The default (`grant_to_all_users=True`, the scope in the `user` role through
+    extra_user_scopes): every user's form gets a ticket that builds."""
+    config = HUB_CONFIG.format(
+        profiles=PROFILES, scope=SCOPE, state=str(tmp_path / "fe"), port=free_port(),
+        token_file=str(tmp_path / "token"),
+    ).replace("grant_to_all_users=False", "grant_to_all_users=True")  # fmt: skip
+    hub = HubProcess(tmp_path / "hub", config=textwrap.dedent(config),
+                     env={"PYTHONPATH": str(ROOT)})  # fmt: skip
+    try:
+        hub.start()
+        wait_for(lambda: requests.get(hub.url + PREFIX + "health", timeout=2).ok, timeout=30,
+                 what="build service behind the hub")  # fmt: skip
+        hub.api("POST", "/users/nora")
+        cfg = form_config(Browser(hub, "nora"), "nora")
+        assert cfg["ticket"] and cfg["profiles"][1]["repositoryBuild"]["enabled"]
+        r = requests.get(hub.url + PREFIX + "api/builds", headers={HEADER: cfg["ticket"]},
+                         timeout=30)  # fmt: skip
+        assert r.status_code == 200, r.text
+    finally:
+        hub.stop()
