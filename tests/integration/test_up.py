@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -71,6 +72,15 @@ def test_up_serves_a_hub_and_ctrl_c_leaves_nothing(up: UpProcess) -> None:
     assert ports == set(), f"ports still listening: {ports}"
     assert "stopped (" in up.output()
     print(f"fancy-env up stopped in {stop_seconds:.1f} s with one running server")
+    # every file of the state dir is the owner's only; pid files hold no secret (issue 9)
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [up.state, *up.state.rglob("*")]}
+    wrong = {
+        str(p.relative_to(up.state.parent)): oct(m)
+        for p, m in modes.items()
+        if m != (0o700 if p.is_dir() else 0o600) and p.suffix != ".pid"
+    }
+    assert wrong == {}, wrong
+    assert {"jupyterhub.sqlite", "jupyterhub.log", "service.json"} <= {p.name for p in modes}
 
 
 def _server_ready(up: UpProcess, session: requests.Session) -> bool:
