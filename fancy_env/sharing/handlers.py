@@ -49,8 +49,9 @@ class SharingHandler(SharingPage):
         secret = self.settings.get("ticket_secret")
         if ticket and secret and self.accepts_ticket:
             try:
-                tickets.verify(secret, ticket)  # carries the build scope
                 claims = tickets.verify_claims(secret, ticket)
+                if tickets.BUILD_SCOPE not in claims.scopes:
+                    raise tickets.TicketError(f"ticket lacks the scope {tickets.BUILD_SCOPE}")
             except tickets.TicketError as err:
                 raise web.HTTPError(403, f"form ticket refused: {err}") from None
             self.via_ticket = True
