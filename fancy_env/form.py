@@ -283,10 +283,19 @@ def secret_bytes(secret: str) -> bytes:
 
 
 def _ticket(spawner: Any, username: str) -> str:
+    """A form ticket, minted only for a user the spawner says may build (its
+    `fancy_build_rights()`: the build scope, or admin); "" hides the repository panel."""
     secret = str(getattr(spawner, "ticket_secret", "") or "")
     if not secret or not getattr(spawner, "builder_url", ""):
         return ""
-    return mint(secret_bytes(secret), username, int(spawner.ticket_ttl))
+    rights_of = getattr(spawner, "fancy_build_rights", None)
+    rights = rights_of() if callable(rights_of) else None
+    if rights is None:
+        return ""
+    scopes, groups = rights
+    return mint(
+        secret_bytes(secret), username, int(spawner.ticket_ttl), scopes=scopes, groups=groups
+    )
 
 
 def render_options_form(

@@ -6,6 +6,13 @@ service; the `user` role keeps `self`) and `custom:fancy-env:admin`, and points 
 at the service (`builder_url`, `builder_api_url`, `builder_api_token`, `ticket_secret`,
 `image_prefix`, `build_confirmer`). Everything it sets is plain config, so any value can be
 changed after the call; call it after setting `c.JupyterHub.base_url`.
+
+Secrets at rest: JupyterHub stores a managed service's `environment` in its database in plain
+text, so no secret goes there. The ticket secret and the service's config are written to
+`<state_dir>/service.json` (mode 0600, directory 0700) and the service is handed only the path
+(`FANCY_ENV_SERVICE_FILE`). The service's API token is in the hub's config only: JupyterHub
+keeps its SHA-512 digest (api_tokens, oauth_clients) and passes the token itself to the
+service process at launch (`JUPYTERHUB_API_TOKEN`), never writing it to the database.
 """
 
 from __future__ import annotations
@@ -24,18 +31,65 @@ ADMIN_SCOPE = "custom:fancy-env:admin"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
 
 
+#: environment variable holding the path of the service file (never its contents)
+SERVICE_FILE_ENV = "FANCY_ENV_SERVICE_FILE"
+SERVICE_FILE = "service.json"
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) if needed; the directory itself is made mode 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read (0600, also when it existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
+
+
 def _secret(state_dir: Path, name: str) -> str:
     """A random secret persisted (mode 0600) in the state directory."""
     path = state_dir / name
     if path.exists():
+        os.chmod(path, 0o600)
         value = path.read_text().strip()
         if value:
             return value
     value = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
+    write_private(path, value + "\n")
     return value
+
+
+def read_service_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The service file: `{"ticket_secret": hex, "config": {Section: {trait: value}}}`."""
+    data = json.loads(Path(path).read_text("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return data
+
+
+def service_file_of(service: dict[str, Any]) -> Path | None:
+    """The service file of a service entry made by `setup`, or None (an older entry)."""
+    value = (service.get("environment") or {}).get(SERVICE_FILE_ENV)
+    return Path(value) if value else None
+
+
+def update_service_config(service: dict[str, Any], section: str, values: dict[str, Any]) -> None:
+    """Add `values` to one config section the service reads (e.g. `FancyEnvSharing`)."""
+    path = service_file_of(service)
+    env = service.setdefault("environment", {})
+    if path is None:  # a hand-made entry: config JSON in the environment (holds no secret)
+        config = json.loads(env.get("FANCY_ENV_BUILDER_CONFIG", "{}"))
+        config.setdefault(section, {}).update(values)
+        env["FANCY_ENV_BUILDER_CONFIG"] = json.dumps(config, default=str)
+        return
+    data = read_service_file(path)
+    data.setdefault("config", {}).setdefault(section, {}).update(values)
+    write_private(path, json.dumps(data, default=str, indent=1))
 
 
 def _get(config: Any, name: str, default: Any) -> Any:
@@ -70,8 +124,7 @@ def setup(
     `{"BuilderApp": {"max_concurrent_builds": 4}, "DockerExecutor": {"user_id": 1000}}`.
     `allow_loopback_repos` lets users build from http://127.0.0.1 (tests, demos only).
     """
-    state = Path(state_dir or Path.cwd() / "fancy-env-builder").resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    state = private_dir(Path(state_dir or Path.cwd() / "fancy-env-builder").resolve())
     ticket_secret = _secret(state, "ticket_secret")
     api_token = secrets.token_hex(32)
     base_url = str(_get(c.JupyterHub, "base_url", "/")).rstrip("/") + "/"
@@ -85,7 +138,11 @@ def setup(
     for section, values in (builder_config or {}).items():
         config.setdefault(section, {}).update(values)
 
-    service = _service_entry(name, port, state, api_token, ticket_secret, config)
+    service_file = state / SERVICE_FILE
+    write_private(
+        service_file, json.dumps({"ticket_secret": ticket_secret, "config": config}, indent=1)
+    )
+    service = _service_entry(name, port, state, api_token, service_file)
     services = [s for s in _get(c.JupyterHub, "services", []) if s.get("name") != name]
     c.JupyterHub.services = [*services, service]
 
@@ -108,7 +165,7 @@ def setup(
 
 
 def _service_entry(
-    name: str, port: int, state: Path, api_token: str, ticket_secret: str, config: dict[str, Any]
+    name: str, port: int, state: Path, api_token: str, service_file: Path
 ) -> dict[str, Any]:
     package_root = str(Path(__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
@@ -121,9 +178,6 @@ def _service_entry(
         "oauth_no_confirm": True,
         "oauth_client_allowed_scopes": [BUILD_SCOPE, ADMIN_SCOPE],
         "display": False,
-        "environment": {
-            "FANCY_ENV_TICKET_SECRET": ticket_secret,
-            "FANCY_ENV_BUILDER_CONFIG": json.dumps(config),
-            "PYTHONPATH": pythonpath,
-        },
+        # stored in plain text in the hub's database: paths only, no secret
+        "environment": {SERVICE_FILE_ENV: str(service_file), "PYTHONPATH": pythonpath},
     }

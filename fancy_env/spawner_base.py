@@ -33,6 +33,7 @@ from traitlets.config import Config, LazyConfigValue, LoggingConfigurable
 from .buildref import BuildRefError, ConfirmedBuild
 from .overrides import merge_into, override_keys, override_layers
 from .profiles import Profile, ProfileConfigError, parse_profile_list, regex_warnings
+from .tickets import BUILD_SCOPE
 from .validation import (
     Selection,
     ValidationError,
@@ -189,6 +190,27 @@ class FancySpawnerMixin(_MixinBase):
         groups = getattr(self.user, "groups", None) or []
         return {g if isinstance(g, str) else str(g.name) for g in groups}
 
+    # --- build rights ---------------------------------------------------------------------
+
+    def fancy_user_scopes(self) -> frozenset[str]:
+        """The user's expanded hub scopes (roles and groups resolved by JupyterHub)."""
+        if getattr(self.user, "orm_user", None) is None:
+            return frozenset()  # not inside a hub: no rights
+        from jupyterhub.scopes import get_scopes_for
+
+        return frozenset(get_scopes_for(self.user))
+
+    def fancy_build_rights(self) -> tuple[frozenset[str], tuple[str, ...]] | None:
+        """(scopes, groups) a form ticket carries, or None when this user may not build.
+
+        A user may build when they hold `custom:fancy-env:build` (through any role) or are
+        a hub admin (the build service treats admins as able to build too). The groups let
+        the service check links made with the ticket like links made with a token."""
+        admin = bool(getattr(self.user, "admin", False))
+        if not admin and BUILD_SCOPE not in self.fancy_user_scopes():
+            return None
+        return frozenset({BUILD_SCOPE}), tuple(sorted(self.fancy_groups()))
+
     # --- the form -------------------------------------------------------------------------
 
     @default("options_form")
@@ -290,6 +312,12 @@ class FancySpawnerMixin(_MixinBase):
     async def _fancy_confirm_build(self, profile: Profile, build_id: str) -> str:
         if self.build_confirmer is None:
             raise OptionsRefused("build_id: repository builds are not configured on this hub.")
+        if self.fancy_build_rights() is None:
+            raise OptionsRefused(
+                f"build_id: starting a server built from a repository needs the scope "
+                f"{BUILD_SCOPE}; ask your hub admin.",
+                status_code=403,
+            )
         try:
             build = await self.build_confirmer.confirm(build_id, self.user.name)
         except BuildRefError as e:

@@ -100,6 +100,26 @@ def port_problem(ip: str, port: int, in_use: bool, holder: str | None = None) ->
     )
 
 
+#: files the hub creates in the state dir, made 0600 before it does
+PRIVATE_FILES = ("jupyterhub.sqlite", "jupyterhub.log")
+
+
+def private_state(state: str | Path) -> None:
+    """Make the state directory its owner's only: the directory 0700, each file in it 0600,
+    and the hub's database and log created 0600 before the hub opens them (SQLite takes an
+    empty file as a new database). Run by the generated hub config at every start."""
+    top = Path(state)
+    top.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(top, 0o700)
+    for name in PRIVATE_FILES:
+        os.close(os.open(top / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    for path in top.iterdir():
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o600)
+        elif path.is_dir() and not path.is_symlink():
+            os.chmod(path, 0o700)
+
+
 def running_problem(state_dir: Path, hub_pid: int | None) -> Problem | None:
     """Verdict on an earlier `up` of the same state dir whose hub still runs."""
     if hub_pid is None:
@@ -210,6 +230,10 @@ import fancy_env
 
 c = get_config()  # noqa: F821
 STATE = {state!r}
+# the state directory is 0700 and every file in it 0600 (the hub's database and log included)
+from fancy_env.up import private_state  # noqa: E402
+
+private_state(STATE)
 
 c.JupyterHub.ip = {ip!r}
 c.JupyterHub.port = {port}

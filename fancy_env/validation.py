@@ -45,6 +45,20 @@ BUILD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: longest free-text value accepted (an image name or similar)
 MAX_VALUE_LENGTH = 1024
 
+# The image reference grammar of the distribution project (reference/regexp.go):
+# [host[:port]/]path-component(/path-component)*[:tag][@algorithm:hex]
+_ALNUM = r"[a-z0-9]+"
+_PATH_COMPONENT = rf"{_ALNUM}(?:(?:[._]|__|-+){_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+#: longest repository name (host and path) a registry accepts
+MAX_IMAGE_NAME_LENGTH = 255
+
 
 class ValidationError(ValueError):
     """A refused start. `field` is the user_options key (or form field), `allowed` what the
@@ -159,6 +173,25 @@ def _check_keys(profile: Profile, user_options: Mapping[str, Any]) -> None:
             )
 
 
+def is_image_reference(text: str) -> bool:
+    """Whether `text` is a valid image reference (`[host[:port]/]name[:tag][@digest]`)."""
+    if not _IMAGE_REFERENCE.fullmatch(text):
+        return False
+    name = text.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    return len(name) <= MAX_IMAGE_NAME_LENGTH
+
+
+def _unlisted_image(option: ProfileOption, value: str) -> str | None:
+    """The image the free text makes, when the option's override puts it into `image`."""
+    template = option.unlisted.override.get("image")
+    if isinstance(template, str) and "{value}" in template:
+        return template.replace("{value}", value)
+    return None
+
+
 def _check_unlisted(option: ProfileOption, value: str, choice: str) -> None:
     key = option.name + UNLISTED_SUFFIX
     choice_keys = [c.key for c in option.choices]
@@ -170,6 +203,13 @@ def _check_unlisted(option: ProfileOption, value: str, choice: str) -> None:
     if regex and not re.fullmatch(regex, value):
         message = option.unlisted.validation_message or f"must match {regex!r} as a whole."
         raise ValidationError(key, f"{value!r} is not allowed: {message}", [regex])
+    image = _unlisted_image(option, value)
+    if image is not None and not is_image_reference(image):
+        raise ValidationError(
+            key,
+            f"{image!r} is not a valid image reference; use [registry[:port]/]name[:tag] in "
+            "lower case, e.g. quay.io/org/image:1.0.",
+        )
 
 
 def _resolve_option(

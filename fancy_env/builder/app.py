@@ -17,14 +17,17 @@ import signal
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
 from tornado.httpserver import HTTPServer
 from tornado.web import Application as WebApplication
 from traitlets import Bool, Bytes, Enum, Float, Int, List, Set, Unicode, default, import_item
 from traitlets.config import Application, Config
 
 from .._version import __version__
+from ..hubconfig import SERVICE_FILE_ENV, read_service_file
 from ..images import check_prefix
 from ..repos import RepoPolicy
+from ..sharing.links import redact_codes
 from ..tickets import secret_bytes
 from . import handlers
 from .db import Store
@@ -136,8 +139,10 @@ class BuilderApp(Application):
         Unicode(), help="Full-match regexes on the normalised URL of refused repositories."
     ).tag(config=True)
     ticket_secret = Bytes(
-        help="Secret shared with the spawner for form tickets (default: $FANCY_ENV_TICKET_SECRET "
-        "read as hex, or as UTF-8 text if not hex; fancy_env.setup(c) sets it)."
+        help="Secret shared with the spawner for form tickets (default: `ticket_secret` of the "
+        "0600 file $FANCY_ENV_SERVICE_FILE that fancy_env.setup(c) writes, else "
+        "$FANCY_ENV_TICKET_SECRET; read as hex, or as UTF-8 text if not hex). Never put it in "
+        "the service's `environment`: JupyterHub stores that in its database."
     ).tag(config=True)
     admin_users = Set(
         Unicode(), help="Users treated as admins of this service, besides JupyterHub admins."
@@ -181,14 +186,45 @@ class BuilderApp(Application):
     def _registry_url(self) -> str:
         return registry_url_for(self.image_prefix)
 
+    # --- secrets and logs (issue 9): the service file, private files, redacted logs ------
+
     @default("ticket_secret")
     def _ticket_secret(self) -> bytes:
-        return secret_bytes(os.environ.get("FANCY_ENV_TICKET_SECRET", ""))
+        return secret_bytes(self._service_file().get("ticket_secret") or "") or secret_bytes(
+            os.environ.get("FANCY_ENV_TICKET_SECRET", "")
+        )
+
+    def _service_file(self) -> dict[str, Any]:
+        """`$FANCY_ENV_SERVICE_FILE` (written 0600 by fancy_env.setup(c)), or {}."""
+        path = os.environ.get(SERVICE_FILE_ENV)
+        return read_service_file(path) if path else {}
+
+    def _private_state(self) -> None:
+        """The build database is its owner's only (0600): SQLite gives its -wal and -shm
+        files the database file's mode. Its directory (the state dir) is 0700."""
+        url = make_url(self.db_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            fd = os.open(url.database, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.fchmod(fd, 0o600)
+            os.close(fd)
+
+    def _log_request(self, handler: Any) -> None:
+        status = handler.get_status()
+        quiet = handler.request.path.endswith(("/health", "/metrics")) and status < 400
+        level = logging.DEBUG if quiet else logging.INFO if status < 500 else logging.ERROR
+        self.log.log(
+            level, "%s %s %s %.1fms", status, handler.request.method,
+            redact_codes(handler.request.path), 1000 * handler.request.request_time(),
+        )  # fmt: skip
 
     def initialize(self, argv: list[str] | None = None) -> None:
+        install_log_redaction()
         super().initialize(argv)
+        from_file = self._service_file().get("config")
+        if from_file:  # written by fancy_env.setup(c); the config file and command line win
+            self.update_config(Config(from_file))
         from_env = os.environ.get("FANCY_ENV_BUILDER_CONFIG")
-        if from_env:  # set by fancy_env.setup(c); the config file and command line win
+        if from_env:  # older hub configs (holds no secret)
             self.update_config(Config(json.loads(from_env)))
         if os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
@@ -229,6 +265,7 @@ class BuilderApp(Application):
         return checker
 
     def make_service(self) -> BuildService:
+        self._private_state()
         store = Store(self.db_url)
         policy = self.make_policy()
         config = ServiceConfig(
@@ -292,15 +329,6 @@ class BuilderApp(Application):
         mount_sharing(self, web_app)
         return web_app
 
-    def _log_request(self, handler: Any) -> None:
-        status = handler.get_status()
-        quiet = handler.request.path.endswith(("/health", "/metrics")) and status < 400
-        level = logging.DEBUG if quiet else logging.INFO if status < 500 else logging.ERROR
-        self.log.log(
-            level, "%s %s %s %.1fms", status, handler.request.method, handler.request.path,
-            1000 * handler.request.request_time(),
-        )  # fmt: skip
-
     def _cookie_secret(self) -> bytes:
         # stable across restarts when there is a shared secret, so OAuth cookies survive
         if self.ticket_secret:
@@ -331,6 +359,28 @@ class BuilderApp(Application):
     @default("log_level")
     def _log_level(self) -> int:
         return logging.INFO
+
+
+def install_log_redaction() -> None:
+    """Every log record of this process has link codes redacted, whoever logs it: our request
+    log, tornado's warnings (`403 GET …/l/<code>`) and JupyterHub's auth helpers."""
+    inner = logging.getLogRecordFactory()
+    if getattr(inner, "fancy_env_redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = inner(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is logged as it is
+            return record
+        clean = redact_codes(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return record
+
+    factory.fancy_env_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def main(argv: list[str] | None = None) -> None:

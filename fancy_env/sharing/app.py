@@ -20,9 +20,11 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from traitlets import Unicode
-from traitlets.config import Application
+from traitlets.config import Application, Config
 
+from ..builder.app import install_log_redaction
 from ..builder.handlers import oauth_callback_handler
+from ..hubconfig import SERVICE_FILE_ENV, read_service_file
 from ..profiles import parse_profile_list
 from ..tickets import secret_bytes
 from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
@@ -36,8 +38,16 @@ def make_settings(ctx: SharingContext, hub_auth: HubOAuth) -> dict[str, Any]:
         "cookie_secret": os.environ.get("JPY_COOKIE_SECRET") or secrets.token_bytes(32),
         "xsrf_cookies": True,
         "login_url": hub_auth.login_url,
-        "ticket_secret": secret_bytes(os.environ.get("FANCY_ENV_TICKET_SECRET", "")),
+        "ticket_secret": _ticket_secret(),
     }
+
+
+def _ticket_secret() -> bytes:
+    """From the 0600 service file fancy_env.setup(c) writes, else $FANCY_ENV_TICKET_SECRET."""
+    path = os.environ.get(SERVICE_FILE_ENV)
+    if path:
+        return secret_bytes(str(read_service_file(path).get("ticket_secret") or ""))
+    return secret_bytes(os.environ.get("FANCY_ENV_TICKET_SECRET", ""))
 
 
 def make_app(ctx: SharingContext, hub_auth: HubOAuth) -> web.Application:
@@ -62,6 +72,9 @@ class SharingApp(Application):
     aliases = {"db-url": "SharingApp.db_url", "config": "SharingApp.config_file"}
 
     async def start_async(self) -> None:
+        path = os.environ.get(SERVICE_FILE_ENV)
+        if path:  # the 0600 file of fancy_env.setup(c); the config file wins
+            self.update_config(Config(read_service_file(path).get("config") or {}))
         if self.config_file:
             self.load_config_file(self.config_file)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/fancy-env/")
@@ -76,6 +89,7 @@ class SharingApp(Application):
         await asyncio.Event().wait()
 
     def start(self) -> None:
+        install_log_redaction()
         asyncio.run(self.start_async())
 
 

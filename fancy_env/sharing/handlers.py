@@ -26,7 +26,7 @@ from .. import tickets
 from . import links as L
 from .config import SETTINGS_KEY, SharingContext
 from .launch import LaunchFlow
-from .permissions import check_spec
+from .permissions import check_spec, may_build
 from .render import SharingPage
 
 CODE_RE = r"([A-Za-z0-9_-]{1,200})"
@@ -49,11 +49,19 @@ class SharingHandler(SharingPage):
         secret = self.settings.get("ticket_secret")
         if ticket and secret and self.accepts_ticket:
             try:
-                name = tickets.verify(secret, ticket)
+                claims = tickets.verify_claims(secret, ticket)
+                if tickets.BUILD_SCOPE not in claims.scopes:
+                    raise tickets.TicketError(f"ticket lacks the scope {tickets.BUILD_SCOPE}")
             except tickets.TicketError as err:
                 raise web.HTTPError(403, f"form ticket refused: {err}") from None
             self.via_ticket = True
-            self._hub_auth_user_cache = {"name": name, "kind": "user", "groups": []}
+            # the rights the spawner put in the ticket: the same checks as an API token's
+            self._hub_auth_user_cache = {
+                "name": claims.user,
+                "kind": "user",
+                "groups": list(claims.groups),
+                "scopes": sorted(claims.scopes),
+            }
             return
         model = await self.hub_auth.get_user(self, sync=False)
         self._hub_auth_user_cache = self.check_hub_user(model) if model else None
@@ -89,7 +97,7 @@ class SharingHandler(SharingPage):
             raise web.HTTPError(err.status, err.message if not err.field else str(err)) from None
         spec = self.normalise_repo(spec)
         refusal = check_spec(ctx.profiles, self.current_user, spec)
-        if refusal and not self.via_ticket:
+        if refusal:  # whatever the credential: token, cookie or form ticket
             raise web.HTTPError(403, f"you may not share this environment: {refusal}")
         recent = ctx.store.created_since(self.username, now - policy.rate_window)
         decision = L.check_rate(recent, now, policy.rate_limit, policy.rate_window)
@@ -264,6 +272,15 @@ class LinkPageBase(SharingHandler):
             )
         return link
 
+    async def prepare(self) -> None:
+        # A plain GET without Sec-Fetch-Mode (a browser on a non-https origin, curl) makes
+        # JupyterHub's cookie auth log "Skipping XSRF check for insecure request GET <path>",
+        # path and code included. A read-only page view needs no XSRF check either way
+        # (JupyterHub treats the missing header as "navigate"); saying so skips the warning.
+        if self.request.method in ("GET", "HEAD"):
+            self.request.headers.setdefault("Sec-Fetch-Mode", "navigate")
+        await super().prepare()
+
     def check_permission(self, link: L.Link) -> None:
         refusal = check_spec(self.ctx.profiles, self.current_user, link.spec)
         if refusal:
@@ -272,6 +289,19 @@ class LinkPageBase(SharingHandler):
                 "You cannot launch this environment",
                 f"{link.owner} shared an environment that your account may not use: {refusal}",
             )
+        settings = self.settings
+        if link.spec.repo and settings.get("build_service") is not None:
+            scope = str(settings.get("build_scope", tickets.BUILD_SCOPE))
+            admin_scope = str(settings.get("admin_scope", ""))
+            admins = frozenset(settings.get("admin_users", ()))
+            if not may_build(self.current_user, scope, admin_scope, admins):
+                self.fail_page(
+                    403,
+                    "You cannot launch this environment",
+                    f"{link.owner} shared an environment built from a repository; building it "
+                    f"needs the scope {scope}, which your account does not have. Ask your hub "
+                    "admin for it.",
+                )
 
 
 class LinkPageHandler(LinkPageBase):

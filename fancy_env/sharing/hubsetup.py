@@ -10,9 +10,10 @@ plain config, changeable after the call.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from ..hubconfig import update_service_config
 
 #: Holds `home.html`, which extends the hub's own home page with the sharing links.
 HUB_TEMPLATES = str(Path(__file__).parent / "hub_templates")
@@ -106,8 +107,6 @@ def enable_sharing(
         sharing["profile_list"] = _without_overrides(profiles)
     sharing.update(options or {})
 
-    env = service.setdefault("environment", {})
-    config = json.loads(env.get("FANCY_ENV_BUILDER_CONFIG", "{}"))
-    config.setdefault("FancyEnvSharing", {}).update(sharing)
-    env["FANCY_ENV_BUILDER_CONFIG"] = json.dumps(config, default=str)
+    # into the service's 0600 file (fancy_env.hubconfig), never the hub's database
+    update_service_config(service, "FancyEnvSharing", sharing)
     return sharing

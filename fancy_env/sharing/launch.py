@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from . import links as L
 from .hubapi import APIResult, request
+from .permissions import is_scope_refusal
 
 if TYPE_CHECKING:
     from .handlers import SharingHandler
@@ -118,7 +119,7 @@ class LaunchFlow:
         )
 
     def refused(self, result: APIResult) -> None:
-        if result.status == 403:
+        if is_scope_refusal(result.status, result.message):
             message = (
                 "The hub did not let this service start a server for you: "
                 f"{result.message}. The service needs the scope servers!user "

@@ -68,6 +68,16 @@ def is_well_formed_code(code: str) -> bool:
     return bool(CODE_PATTERN.fullmatch(code))
 
 
+#: a link code in a path (`…/l/<code>`), for log redaction
+_CODE_IN_PATH = re.compile(r"(/l/)[A-Za-z0-9_-]+")
+REDACTED = "[code]"
+
+
+def redact_codes(text: str) -> str:
+    """`text` with every link code in a `/l/<code>` path replaced: codes never reach a log."""
+    return _CODE_IN_PATH.sub(lambda m: m.group(1) + REDACTED, text)
+
+
 def new_link_id() -> str:
     """A public, non-secret identifier for API operations (list, revoke, expiry)."""
     return secrets.token_hex(8)

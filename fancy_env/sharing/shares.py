@@ -44,6 +44,7 @@ class ShareServerHandler(SharingHandler):
         notice = ""
         if action == "create":
             expires_in = self.expiry_argument()
+            await self.require_running(server)
             result = await hub.create_share_code(token, user, server, expires_in)
             self.check(result, "create a share code")
             created = dict(result.body)
@@ -58,6 +59,20 @@ class ShareServerHandler(SharingHandler):
         else:
             self.fail_page(400, "Unknown action", "action must be create, revoke or revoke-access")
         await self.show(server, created=created, notice=notice)
+
+    async def require_running(self, server: str) -> None:
+        """A share code for a server that is not running would be listed nowhere (the page
+        shows running servers only): refuse, and say where to start it."""
+        model = await self.ctx.hub.get_user(self.user_token(), self.username)
+        servers = (model.body or {}).get("servers", {}) if model.ok else {}
+        if server not in servers:
+            name = f"server {server!r}" if server else "default server"
+            self.fail_page(
+                409,
+                "No server to share",
+                f"Your {name} is not running, so there is nothing to share yet. Start it from "
+                f"the hub home page ({self.ctx.hub_prefix}home), then come back to share it.",
+            )
 
     def expiry_argument(self) -> int:
         raw = self.get_body_argument(

@@ -25,7 +25,13 @@ def test_setup_registers_service_scopes_and_spawner(tmp_path: Path) -> None:
     assert service["url"] == "http://127.0.0.1:9999"
     assert service["command"][1:] == ["-m", "fancy_env.builder"]
     assert service["cwd"] == str(tmp_path)
-    config = json.loads(service["environment"]["FANCY_ENV_BUILDER_CONFIG"])
+    # the service is handed a path; the secret and the config are in a 0600 file
+    assert set(service["environment"]) == {"FANCY_ENV_SERVICE_FILE", "PYTHONPATH"}
+    service_file = Path(service["environment"]["FANCY_ENV_SERVICE_FILE"])
+    assert service_file.parent == tmp_path and stat.S_IMODE(service_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+    stored = json.loads(service_file.read_text())
+    config = stored["config"]
     assert config["BuilderApp"]["max_concurrent_builds"] == 4
     assert config["BuilderApp"]["allowed_http_hosts"] == ["127.0.0.1", "localhost"]
     assert set(c.JupyterHub.custom_scopes) == {"custom:fancy-env:build", "custom:fancy-env:admin"}
@@ -36,7 +42,8 @@ def test_setup_registers_service_scopes_and_spawner(tmp_path: Path) -> None:
     assert spawner.builder_url == "/jh/services/fancy-env/"
     assert spawner.builder_api_url == "http://127.0.0.1:9999/jh/services/fancy-env/"
     assert spawner.builder_api_token == service["api_token"]
-    assert spawner.ticket_secret == service["environment"]["FANCY_ENV_TICKET_SECRET"]
+    assert spawner.ticket_secret == stored["ticket_secret"]
+    assert spawner.ticket_secret not in json.dumps(service)
     assert isinstance(spawner.build_confirmer, HTTPBuildConfirmer)
     assert service["api_token"] not in repr(spawner.build_confirmer)
     secret_file = tmp_path / "ticket_secret"

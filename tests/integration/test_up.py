@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -92,6 +93,16 @@ def test_up_serves_a_hub_and_ctrl_c_leaves_nothing(up: UpProcess) -> None:
         f"{len(before)} hub processes; the tail -f and the shell in the state dir survived\n"
         f"{stopped}"
     )
+
+    # every file of the state dir is the owner's only; pid files hold no secret (issue 9)
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [up.state, *up.state.rglob("*")]}
+    wrong = {
+        str(p.relative_to(up.state.parent)): oct(m)
+        for p, m in modes.items()
+        if m != (0o700 if p.is_dir() else 0o600) and p.suffix != ".pid"
+    }
+    assert wrong == {}, wrong
+    assert {"jupyterhub.sqlite", "jupyterhub.log", "service.json"} <= {p.name for p in modes}
 
 
 def bystander(argv: list[str]) -> subprocess.Popen[bytes]:

@@ -23,7 +23,16 @@ PROFILES = [
                     "py311": {"display_name": "Python 3.11", "default": True},
                     "r": {"display_name": "R", "allowed_groups": ["r-users"]},
                 },
-            }
+            },
+            "tag": {
+                "display_name": "Tag",
+                "choices": {"latest": {"display_name": "Latest", "default": True}},
+                "unlisted_choice": {
+                    "enabled": True,
+                    "display_name": "Other tag",
+                    "validation_regex": "v[0-9]+",
+                },
+            },
         },
     },
     {"display_name": "GPU", "slug": "gpu", "allowed_groups": ["gpu-users"]},
@@ -38,7 +47,23 @@ c.FancyEnvSharing.stop_timeout = 30
 """
 
 HUB_CONFIG = """
-c.JupyterHub.spawner_class = "jupyterhub.tests.mocking.MockSpawner"
+from jupyterhub.spawner import SpawnException
+from jupyterhub.tests.mocking import MockSpawner
+
+
+class RefusingSpawner(MockSpawner):
+    \"\"\"Refuses dave like fancy_env's validator refuses (403, the field and what is allowed),
+    for a reason the sharing service cannot see beforehand.\"\"\"
+
+    async def start(self):
+        if self.user.name == "dave":
+            error = SpawnException("x", reason="invalid_options", status_code=403)
+            error.jupyterhub_message = "image: not for dave's course. Allowed: r."
+            raise error
+        return await super().start()
+
+
+c.JupyterHub.spawner_class = RefusingSpawner
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.load_groups = {"gpu-users": {"users": ["alice"]}, "r-users": {"users": ["alice"]}}
 """
@@ -51,7 +76,7 @@ def sharing_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess
     hub = HubProcess(state, config=config)
     hub.start()
     try:
-        for name in ("alice", "bob", "carol"):
+        for name in ("alice", "bob", "carol", "dave"):
             hub.api("POST", f"/users/{name}")
         yield hub
     finally:

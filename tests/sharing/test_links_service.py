@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import sqlite3
 import time
@@ -267,3 +268,74 @@ def test_form_ticket_creates_links(sharing_hub: HubProcess) -> None:
     page = requests.get(sharing_hub.url + PREFIX + "links", headers={tickets.HEADER: ticket},
                         allow_redirects=False, timeout=30)  # fmt: skip
     assert page.status_code == 302 and "oauth2/authorize" in page.headers["Location"]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"profile": "gpu"}, "profile"),  # a profile bob may not use (gpu-users only)
+        ({"profile": "small", "options": {"image": "r"}}, "Allowed: py311"),  # hidden choice
+        ({"profile": "nope"}, "unknown profile"),
+        ({"profile": "small", "options": {"tag--unlisted-choice": "latest; rm"}}, "v[0-9]+"),
+    ],
+)
+def test_ticket_links_get_the_token_checks(
+    sharing_hub: HubProcess, body: dict[str, Any], words: str
+) -> None:
+    """A link made with the form's ticket is refused exactly like one made with a token."""
+    url = sharing_hub.url + PREFIX + "api/links"
+    ticket = tickets.mint(bytes.fromhex(TICKET_SECRET_HEX), "bob", 60)
+    by_ticket = requests.post(url, headers={tickets.HEADER: ticket}, json=body, timeout=30)
+    by_token = create_link(sharing_hub, "bob", body)
+    assert by_token.status_code == 403, by_token.text
+    assert (by_ticket.status_code, by_ticket.json()) == (by_token.status_code, by_token.json())
+    assert words in by_ticket.json()["message"]
+
+
+def test_ticket_groups_count_like_the_hub_groups(sharing_hub: HubProcess) -> None:
+    """alice is in gpu-users: the ticket the spawner mints for her carries the group."""
+    url = sharing_hub.url + PREFIX + "api/links"
+    secret = bytes.fromhex(TICKET_SECRET_HEX)
+    with_group = tickets.mint(secret, "alice", 60, groups=["gpu-users"])
+    r = requests.post(url, headers={tickets.HEADER: with_group}, json={"profile": "gpu"},
+                      timeout=30)  # fmt: skip
+    assert r.status_code == 201, r.text
+    no_scope = tickets.mint(secret, "alice", 60, scopes=(), groups=["gpu-users"])
+    r = requests.post(url, headers={tickets.HEADER: no_scope}, json={"profile": "gpu"},
+                      timeout=30)  # fmt: skip
+    assert r.status_code == 403 and "scope" in r.json()["message"]
+
+
+def test_share_needs_a_running_server(sharing_hub: HubProcess) -> None:
+    """'Share this server' with nothing running (the server stopped while the page was
+    open): a clear page, and no share code made."""
+    sharing_hub.api("POST", "/users/carol/server", json={"user_options": {"profile": "small"}})
+    wait_for(lambda: servers(sharing_hub, "carol").get("", {}).get("ready"), timeout=30,
+             what="carol's server")  # fmt: skip
+    carol = Browser(sharing_hub, "carol")
+    page = carol.get(f"/{PREFIX}share")
+    assert page.status_code == 200 and "Create share code" in page.text
+    stop_all(sharing_hub, "carol")
+    refused = carol.post_form(
+        f"/{PREFIX}share", {"action": "create", "expires_in": "3600"}, page=page.text
+    )
+    assert refused.status_code == 409, refused.text[-400:]
+    assert "not running" in refused.text and "/hub/home" in refused.text
+    codes = sharing_hub.api("GET", "/share-codes/carol")
+    assert codes.status_code == 200, codes.text
+    assert codes.json()["items"] == []
+
+
+def test_validator_refusal_at_launch_is_shown_as_is(sharing_hub: HubProcess) -> None:
+    """The spawner refuses dave's start (403 with the field and what is allowed): the link
+    page shows that message, not a missing servers!user scope."""
+    link = create_link(sharing_hub, "alice", {"profile": "small"}).json()
+    dave = Browser(sharing_hub, "dave")
+    page = dave.get(link["url"])
+    assert page.status_code == 200
+    refused = dave.post_form(link["url"] + "/launch", {"action": "launch"}, page=page.text)
+    assert refused.status_code == 403, refused.text[-400:]
+    text = html.unescape(refused.text)
+    assert "image: not for dave's course. Allowed: r." in text
+    assert "servers!user" not in text
+    stop_all(sharing_hub, "dave")

@@ -72,8 +72,13 @@ def fake_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(form, "bundle", lambda *a: ("/* js */", "/* css */"))
 
 
-def spawner(base_url: str = "/", server: str = "", builder: str = "/services/fancy-env/") -> Any:
+def spawner(
+    base_url: str = "/", server: str = "", builder: str = "/services/fancy-env/",
+    may_build: bool = True,
+) -> Any:  # fmt: skip
+    rights = (frozenset({tickets.BUILD_SCOPE}), ("staff",)) if may_build else None
     return SimpleNamespace(
+        fancy_build_rights=lambda: rights,
         user=SimpleNamespace(name="alice"),
         hub=SimpleNamespace(base_url=base_url + "hub/"),
         name=server,
@@ -164,6 +169,21 @@ def test_config_shape() -> None:
         "repositoryBuild": {"enabled": False},
     }
     assert repo["repositoryBuild"] == {"enabled": True}
+
+
+def test_ticket_carries_scope_and_groups() -> None:
+    claims = tickets.verify_claims(bytes.fromhex(SECRET), config_of(render())["ticket"])
+    assert claims.scopes == {tickets.BUILD_SCOPE} and claims.groups == ("staff",)
+
+
+def test_no_build_scope_no_ticket_no_repository_panel() -> None:
+    """A user without custom:fancy-env:build gets no ticket, so no repository panel and no
+    build-id field in the plain form."""
+    page = render(may_build=False)
+    cfg = config_of(page)
+    assert cfg["ticket"] == ""
+    assert all(not p["repositoryBuild"]["enabled"] for p in cfg["profiles"])
+    assert 'name="build_id"' not in page
 
 
 def test_no_builder_url_hides_builds_and_ticket() -> None:

@@ -93,6 +93,24 @@ def test_overrides_never_reach_the_service() -> None:
     assert got["profile_options"]["image"]["choices"]["a"] == {"display_name": "A"}
 
 
+def test_sharing_options_go_to_the_service_file(tmp_path: Any) -> None:
+    """With `fancy_env.setup(c)`, sharing options join the 0600 service file, not the
+    service's environment (which the hub stores in its database)."""
+    import stat
+
+    import fancy_env
+
+    c = Config({"FancyDockerSpawner": {"profile_list": PROFILES}})
+    svc = fancy_env.setup(c, state_dir=tmp_path)
+    enable_sharing(c, svc, options={"allow_one_click_launch": True})
+    path = tmp_path / "service.json"
+    stored = json.loads(path.read_text())
+    assert stored["config"]["FancyEnvSharing"]["profile_list"] == PROFILES
+    assert stored["config"]["BuilderApp"]["executor_class"] == "docker"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "FANCY_ENV_BUILDER_CONFIG" not in svc["environment"]
+
+
 @pytest.mark.parametrize(
     ("hub", "share_servers", "url"),
     [

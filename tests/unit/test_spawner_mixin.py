@@ -73,7 +73,10 @@ def spawner(profile_list: Any = None, groups: tuple[str, ...] = (), **traits: An
     c.FancyDockerSpawner.profile_list = PROFILES if profile_list is None else profile_list
     c.FancyDockerSpawner.image_prefix = PREFIX
     user = FakeUser(groups=[FakeGroup(g) for g in groups])
-    return FancyDockerSpawner(config=c, user=user, **traits)
+    s = FancyDockerSpawner(config=c, user=user, **traits)
+    # the user's hub scopes (a real hub resolves roles: tests/integration/test_build_scope.py)
+    s.fancy_user_scopes = lambda: frozenset({"custom:fancy-env:build"})
+    return s
 
 
 def test_form_seam_returns_kubespawner_user_options() -> None:
@@ -160,6 +163,19 @@ async def test_build_refusals(
         await s.load_user_options()
     assert info.value.status_code == status
     assert message in info.value.jupyterhub_message
+
+
+async def test_build_refused_without_the_build_scope() -> None:
+    """A crafted start with a build id, by a user who lacks custom:fancy-env:build."""
+    confirmer = FakeConfirmer()
+    s = spawner(build_confirmer=confirmer)
+    s.fancy_user_scopes = lambda: frozenset({"self"})
+    s.user_options = {"profile": "repo", "build_id": "b1"}
+    with pytest.raises(OptionsRefused) as info:
+        await s.load_user_options()
+    assert info.value.status_code == 403
+    assert "custom:fancy-env:build" in info.value.jupyterhub_message
+    assert confirmer.calls == [] and s.fancy_build_rights() is None
 
 
 async def test_callable_and_async_profile_list() -> None:
