@@ -86,5 +86,7 @@ def test_executor_hands_the_network_to_repo2docker() -> None:
         repo2docker_command=[sys.executable, "-c", probe], build_network="boxed-net"
     )
     seen: list[tuple[str, str]] = []
-    asyncio.run(executor.run(JOB, lambda phase, message: seen.append((phase, message))))
+    # the repo2docker step alone (the fetch before it needs a real remote: see test_checkout)
+    emit = lambda phase, message: seen.append((phase, message))  # noqa: E731
+    asyncio.run(executor._repo2docker(JOB, "/nonexistent-context", emit))
     assert ("fetching", "boxed-net") in seen

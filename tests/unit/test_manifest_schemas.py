@@ -168,6 +168,8 @@ async def _spawner(
         setattr(c.KubeSpawner, name, value)
     confirmer = FakeConfirmer(image=image) if image else FakeConfirmer()
     spawner = FancyKubeSpawner(_mock=True, config=c, build_confirmer=confirmer)
+    # the user's hub scopes (a real hub resolves roles: tests/integration/test_secrets_at_rest.py)
+    spawner.fancy_user_scopes = lambda: frozenset({"custom:fancy-env:build"})
     spawner.user_options = dict(user_options)
     await spawner.load_user_options()
     return spawner

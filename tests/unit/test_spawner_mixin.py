@@ -74,7 +74,7 @@ def spawner(profile_list: Any = None, groups: tuple[str, ...] = (), **traits: An
     c.FancyDockerSpawner.image_prefix = PREFIX
     user = FakeUser(groups=[FakeGroup(g) for g in groups])
     s = FancyDockerSpawner(config=c, user=user, **traits)
-    # the user's hub scopes (a real hub resolves roles: tests/integration/test_build_scope.py)
+    # the user's hub scopes (a real hub resolves roles: tests/integration/test_secrets_at_rest.py)
     s.fancy_user_scopes = lambda: frozenset({"custom:fancy-env:build"})
     return s
 
