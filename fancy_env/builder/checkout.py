@@ -266,6 +266,13 @@ class BuildDirs:
 
     def make(self, build_id: str) -> str:
         os.makedirs(self.root, mode=self.mode, exist_ok=True)
+        st = os.lstat(self.root)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            # e.g. planted in a shared temporary directory by another local user
+            raise CheckoutError(
+                f"the fetch directory {self.root} is not a directory of the service's own: "
+                "set DockerExecutor.fetch_dir"
+            )
         os.chmod(self.root, self.mode)
         if not self._swept:
             self._swept = True

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import hashlib
 import os
 import pwd
 import signal
 import sys
+import tempfile
 
 from traitlets import Bool, Float, Int, List, Unicode, default
 
@@ -71,8 +73,11 @@ class DockerExecutor(Executor):
     )
 
     fetch_dir = Unicode(
-        help="Directory holding the per-build checkouts (default: `fetch` in the service's "
-        "working directory, its state dir). Only the service writes there; each build's "
+        help="Directory holding the per-build checkouts. Default: `fetch` in the service's "
+        "working directory (its state dir) when that is traversable by fetch_user, else (a "
+        "0700 state dir, as `fancy-env up` makes) `fancy-env-fetch-<hash of the working "
+        "directory>` in the system's temporary directory, one per service instance, so the "
+        "unprivileged fetch still works. Only the service writes there; each build's "
         "directory is removed when the build ends, and left-overs of a killed service at the "
         "next build. With a fetch_user, every directory above it must be traversable (x) by "
         "that user, else the fetch runs as the service's user and a warning is logged.",
@@ -99,7 +104,15 @@ class DockerExecutor(Executor):
 
     @default("fetch_dir")
     def _fetch_dir_default(self) -> str:
-        return os.path.abspath("fetch")
+        here = os.path.abspath("fetch")
+        try:
+            entry = pwd.getpwnam(self.fetch_user) if self.fetch_user else None
+        except KeyError:
+            return here  # the build fails with the reason (see _git_user)
+        if entry is None or reachable_by(os.path.dirname(here), entry.pw_uid, entry.pw_gid):
+            return here
+        tag = hashlib.sha256(os.path.abspath(".").encode()).hexdigest()[:12]
+        return os.path.join(tempfile.gettempdir(), f"fancy-env-fetch-{tag}")
 
     @default("fetch_user")
     def _fetch_user_default(self) -> str:
@@ -158,7 +171,10 @@ class DockerExecutor(Executor):
 
     async def run(self, job: BuildJob, emit: Emit) -> None:
         dirs = self.build_dirs()
-        build_dir = dirs.make(job.build_id)
+        try:
+            build_dir = dirs.make(job.build_id)
+        except CheckoutError as e:
+            raise BuildFailed(e.reason) from None
         try:
             settings = self.fetch_settings(build_dir)
             try:
