@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +19,24 @@ from fancy_env.builder.executors.docker import DockerExecutor
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the fetch drops privileges only as root")
 
 
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A world-traversable temporary directory (pytest's tmp_path has 0700 parents)."""
+    path = Path(tempfile.mkdtemp(prefix="fancy-env-test-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @as_root
 @pytest.mark.parametrize(
     ("state_mode", "in_state_dir"),
     [(0o700, False), (0o755, True), (0o711, True)],
 )
 def test_default_fetch_dir_is_reachable_by_the_fetch_user(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_mode: int, in_state_dir: bool
+    open_tmp: Path, monkeypatch: pytest.MonkeyPatch, state_mode: int, in_state_dir: bool
 ) -> None:
-    os.chmod(tmp_path, 0o755)
+    tmp_path = open_tmp
     state = tmp_path / "state"
     state.mkdir(mode=state_mode)
     os.chmod(state, state_mode)
