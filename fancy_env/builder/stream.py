@@ -6,6 +6,10 @@ they are emitted, and at once when the build ends). Watchers see an event only o
 stored (`published`): a crash can never have shown a line that a restarted service does not
 know, so ids are never reused and a reconnect with `Last-Event-ID` gets exactly what it
 missed, from memory or from the database.
+
+The stored log of a build is capped (`LogCap`): past `max_bytes` or `max_lines` of executor
+output, one line says the log was cut and where; later lines are dropped (they still count
+as output for the silence timeout), while phase changes and the terminal event are kept.
 """
 
 from __future__ import annotations
@@ -13,13 +17,41 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .events import TERMINAL_PHASES, BuildEvent, make_event
 from .executors.base import BuildJob
 
 
+@dataclass(frozen=True)
+class LogCap:
+    """The most executor output stored per build (0 = no limit)."""
+
+    max_bytes: int = 0
+    max_lines: int = 0
+
+    def exceeded(self, lines: int, size: int) -> bool:
+        """True if a log of `lines` lines and `size` bytes is over the cap."""
+        return (0 < self.max_lines < lines) or (0 < self.max_bytes < size)
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_lines:
+            parts.append(f"max_log_lines = {self.max_lines}")
+        if self.max_bytes:
+            parts.append(f"max_log_bytes = {self.max_bytes}")
+        return ", ".join(parts)
+
+
 class ActiveBuild:
-    def __init__(self, build_id: str, user: str, job: BuildJob, base_seq: int = 0) -> None:
+    def __init__(
+        self,
+        build_id: str,
+        user: str,
+        job: BuildJob,
+        base_seq: int = 0,
+        cap: LogCap | None = None,
+    ) -> None:
         self.id = build_id
         self.user = user
         self.job = job
@@ -37,6 +69,11 @@ class ActiveBuild:
         self.on_emit: Callable[[ActiveBuild], None] | None = None
         self.published = base_seq  # the last seq stored in the database (visible to watchers)
         self._changed = asyncio.Event()
+        self.cap = cap or LogCap()
+        self.log_lines = 0  # executor output kept so far (what the cap counts)
+        self.log_bytes = 0
+        self.truncated = False
+        self.on_truncate: Callable[[ActiveBuild], None] | None = None
 
     @property
     def seq(self) -> int:
@@ -71,18 +108,42 @@ class ActiveBuild:
         return self.done and self.published == self.seq
 
     def log_line(self, phase: str, message: str) -> None:
-        """The executor's `emit`: one log line in a phase."""
-        self.emit(phase, message)
+        """The executor's `emit`: one log line in a phase (dropped once the log is cut)."""
+        if not self.truncated:
+            size = len(message.encode("utf-8", "replace"))
+            if not self.cap.exceeded(self.log_lines + 1, self.log_bytes + size):
+                self.log_lines += 1
+                self.log_bytes += size
+                self.emit(phase, message)
+                return
+            self._truncate()
+        self.last_output = time.monotonic()  # output all the same: no silence timeout
+        if phase != self.phase:
+            self.emit(phase, f"Phase {phase} (log lines are no longer stored: the log was cut)")
+
+    def _truncate(self) -> None:
+        self.truncated = True
+        self.emit(
+            self.phase,
+            f"Log cut after {self.log_lines} lines ({self.log_bytes} bytes) at the limit "
+            f"({self.cap.describe()}): later lines are not stored or shown; phase changes "
+            "and the result still are.",
+        )
+        if self.on_truncate is not None:
+            self.on_truncate(self)
 
     def take_unflushed(self) -> list[BuildEvent]:
         lines, self.unflushed = self.unflushed, []
         return lines
 
-    def sse_after(self, seq: int) -> tuple[str, int]:
-        """The published events after `seq`, serialised as one chunk, and the last seq in it."""
+    def sse_after(self, seq: int, limit: int = 1000) -> tuple[str, int]:
+        """At most `limit` published events after `seq`, serialised as one chunk, and the
+        last seq in it."""
         start = max(seq - self.base_seq, 0)
-        end = self.published - self.base_seq
-        return "".join(self.sse[start:end]), max(seq, self.published)
+        end = min(self.published - self.base_seq, start + limit)
+        if end <= start:
+            return "", seq
+        return "".join(self.sse[start:end]), self.base_seq + end
 
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait for a new event; False on timeout."""
@@ -92,3 +153,25 @@ class ActiveBuild:
         except TimeoutError:
             return False
         return True
+
+
+@dataclass
+class StreamSlots:
+    """Open event streams per user, at most `max_per_user` each (0 = no limit)."""
+
+    max_per_user: int = 0
+    open: dict[str, int] = field(default_factory=dict)
+
+    def acquire(self, user: str) -> bool:
+        count = self.open.get(user, 0)
+        if 0 < self.max_per_user <= count:
+            return False
+        self.open[user] = count + 1
+        return True
+
+    def release(self, user: str) -> None:
+        count = self.open.get(user, 0) - 1
+        if count > 0:
+            self.open[user] = count
+        else:
+            self.open.pop(user, None)
