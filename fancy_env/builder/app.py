@@ -209,6 +209,12 @@ class BuilderApp(Application):
         "query each), waiting for the client between pages, so replays never hold up other "
         "requests.",
     ).tag(config=True)
+    replay_concurrency = Int(
+        4,
+        help="Stored-log replays that may send a page in the same turn of the event loop; "
+        "the others wait their turn (first come, first served). Lower keeps other requests "
+        "quicker while many watchers replay; higher replays faster on an idle service.",
+    ).tag(config=True)
     # ---- end of limits -------------------------------------------------------------------
 
     @default("service_name")
@@ -287,6 +293,7 @@ class BuilderApp(Application):
             max_log_bytes=self.max_log_bytes,
             max_log_lines=self.max_log_lines,
             max_streams_per_user=self.max_streams_per_user,
+            replay_concurrency=self.replay_concurrency,
         )
         return BuildService(
             store, self.make_executor(), self.make_checker(store), policy, config, self.log

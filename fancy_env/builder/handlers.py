@@ -312,23 +312,44 @@ class EventsHandler(BaseHandler):
         finally:
             self._release_slot()
 
-    async def _write_page(self, chunk: str) -> None:
+    async def _write_page(self, chunk: str | bytes) -> None:
         """Write, wait until the client took it (backpressure), and let others run."""
         self.write(chunk)
         await self.flush()
         await asyncio.sleep(0)
 
-    async def _replay(self, build_id: str, last: int, upto: int | None) -> int:
-        """Stored events after `last` (up to `upto`), one short query per page."""
+    def _stored_page(self, build_id: str, last: int, upto: int | None) -> tuple[bytes, int, int]:
+        """(serialised events, last seq, count) of the stored page after `last`: from the
+        replay cache when another watcher already read it, else one short query."""
         page = int(self.settings.get("replay_page_lines", 500))
-        store = self.service.store
+        cache = self.service.replay_cache
+        hit = cache.get(build_id, last, page)
+        if hit is not None and (upto is None or hit[1] <= upto):
+            return hit[0], hit[1], page
+        events = self.service.store.lines(build_id, last, limit=page, upto=upto)
+        if not events:
+            return b"", last, 0
+        chunk = "".join(e.sse() for e in events).encode()
+        end = int(events[-1].seq)
+        if len(events) == page:
+            cache.put(build_id, last, page, chunk, end)
+        return chunk, end, len(events)
+
+    async def _replay(self, build_id: str, last: int, upto: int | None) -> int:
+        """Stored events after `last` (up to `upto`), page by page. A few replays take a
+        page per turn of the event loop (`replay_turns`); the others wait their turn, so
+        any number of replays cannot hold up other requests; each waits for its client."""
+        page = int(self.settings.get("replay_page_lines", 500))
         while True:
-            events = store.lines(build_id, last, limit=page, upto=upto)
-            if not events:
-                return last
-            last = int(events[-1].seq)
-            await self._write_page("".join(e.sse() for e in events))
-            if len(events) < page:
+            async with self.service.replay_turns:
+                chunk, last, count = self._stored_page(build_id, last, upto)
+                if chunk:
+                    self.write(chunk)
+                    sent = self.flush()
+                await asyncio.sleep(0)  # hold the turn through one loop iteration
+            if chunk:
+                await sent  # backpressure: the client took this page
+            if count < page:
                 return last
 
     async def _stream(self, build_id: str, last: int, keepalive: float) -> None:

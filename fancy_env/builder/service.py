@@ -30,7 +30,7 @@ from .executors.base import BuildFailed, BuildJob, Executor
 from .git import http_ls_remote, ls_remote
 from .queue import FairQueue
 from .registry import CacheCheckError
-from .stream import ActiveBuild, LogCap, StreamSlots
+from .stream import ActiveBuild, LogCap, ReplayCache, StreamSlots
 
 INTERRUPTED = "interrupted by restart"
 
@@ -51,6 +51,7 @@ class ServiceConfig:
     max_log_bytes: int = 0
     max_log_lines: int = 0
     max_streams_per_user: int = 0
+    replay_concurrency: int = 4
 
 
 class ServiceError(Exception):
@@ -89,6 +90,8 @@ class BuildService:
         self._flush_scheduled: set[str] = set()
         self.log_cap = LogCap(config.max_log_bytes, config.max_log_lines)
         self.streams = StreamSlots(config.max_streams_per_user)
+        self.replay_cache = ReplayCache()
+        self.replay_turns = asyncio.Semaphore(max(1, config.replay_concurrency))
 
     # ---- request path --------------------------------------------------------------------
 

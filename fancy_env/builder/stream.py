@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -108,18 +109,28 @@ class ActiveBuild:
         return self.done and self.published == self.seq
 
     def log_line(self, phase: str, message: str) -> None:
-        """The executor's `emit`: one log line in a phase (dropped once the log is cut)."""
+        """The executor's `emit`: log output in a phase, one event per line (an engine's
+        stream hands over chunks of many lines); dropped once the log is cut."""
         if not self.truncated:
-            size = len(message.encode("utf-8", "replace"))
-            if not self.cap.exceeded(self.log_lines + 1, self.log_bytes + size):
-                self.log_lines += 1
-                self.log_bytes += size
-                self.emit(phase, message)
+            for line in message.split("\n") if "\n" in message else (message,):
+                if line and not self._keep(phase, line):
+                    break
+            else:
                 return
-            self._truncate()
         self.last_output = time.monotonic()  # output all the same: no silence timeout
         if phase != self.phase:
             self.emit(phase, f"Phase {phase} (log lines are no longer stored: the log was cut)")
+
+    def _keep(self, phase: str, line: str) -> bool:
+        """Emit one line if it fits under the cap; otherwise cut the log (once) and say so."""
+        size = len(line.encode("utf-8", "replace"))
+        if self.cap.exceeded(self.log_lines + 1, self.log_bytes + size):
+            self._truncate()
+            return False
+        self.log_lines += 1
+        self.log_bytes += size
+        self.emit(phase, line)
+        return True
 
     def _truncate(self) -> None:
         self.truncated = True
@@ -175,3 +186,36 @@ class StreamSlots:
             self.open[user] = count
         else:
             self.open.pop(user, None)
+
+
+@dataclass
+class ReplayCache:
+    """Serialised pages of stored logs, shared by every watcher replaying the same log.
+
+    Only full pages are kept: stored lines never change, so a page of `size` lines after a
+    given seq is the same for every watcher (20 watchers of one log serialise it once).
+    Least recently used pages go first once `max_bytes` is reached.
+    """
+
+    max_bytes: int = 16 * 1024 * 1024
+    pages: OrderedDict[tuple[str, int, int], tuple[bytes, int]] = field(default_factory=OrderedDict)
+    size: int = 0
+
+    def get(self, build_id: str, after: int, page: int) -> tuple[bytes, int] | None:
+        key = (build_id, after, page)
+        hit = self.pages.get(key)
+        if hit is not None:
+            self.pages.move_to_end(key)
+        return hit
+
+    def put(self, build_id: str, after: int, page: int, chunk: bytes, last: int) -> None:
+        if len(chunk) > self.max_bytes:
+            return
+        key = (build_id, after, page)
+        if key in self.pages:
+            return
+        self.pages[key] = (chunk, last)
+        self.size += len(chunk)
+        while self.size > self.max_bytes:
+            _, (old, _) = self.pages.popitem(last=False)
+            self.size -= len(old)

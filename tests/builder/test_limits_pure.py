@@ -159,3 +159,14 @@ def test_stream_slots(limit: int, ops: list[str], answers: list[bool]) -> None:
             slots.release(op[1:])
     assert got == answers
     assert all(count > 0 for count in slots.open.values())
+
+
+def test_a_chunk_of_lines_is_one_event_per_line_and_cut_between_lines() -> None:
+    active = ActiveBuild("b", "alice", _job(), cap=LogCap(max_lines=4))
+    active.log_line("building", "1\n2\n3")  # an engine's stream chunk
+    active.log_line("building", "4\n\n5\n6")
+    active.log_line("building", "7")
+    messages = [e.message for e in active.events]
+    assert messages[:4] == ["1", "2", "3", "4"]
+    assert len(messages) == 5 and messages[4].startswith("Log cut after 4 lines (4 bytes)")
+    assert active.log_lines == 4 and active.truncated
