@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fancy_env.builder.executors.base import BuildJob
-from fancy_env.builder.stream import ActiveBuild, LogCap, StreamSlots
+from fancy_env.builder.stream import ActiveBuild, LogCap, ReplayCache, StreamSlots
 from fancy_env.webinput import InputError, int_param, json_depth, parse_json_body
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
@@ -170,3 +170,16 @@ def test_a_chunk_of_lines_is_one_event_per_line_and_cut_between_lines() -> None:
     assert messages[:4] == ["1", "2", "3", "4"]
     assert len(messages) == 5 and messages[4].startswith("Log cut after 4 lines (4 bytes)")
     assert active.log_lines == 4 and active.truncated
+
+
+def test_replay_cache_keeps_the_most_recent_pages_within_its_size() -> None:
+    cache = ReplayCache(max_bytes=10)
+    cache.put("b", 0, 2, b"aaaa", 2)
+    cache.put("b", 2, 2, b"bbbb", 4)
+    assert cache.get("b", 0, 2) == (b"aaaa", 2)  # now the most recently used
+    cache.put("b", 4, 2, b"cccc", 6)  # over 10 bytes: the least recently used goes
+    assert cache.get("b", 2, 2) is None
+    assert cache.get("b", 0, 2) == (b"aaaa", 2) and cache.get("b", 4, 2) == (b"cccc", 6)
+    assert cache.get("b", 0, 3) is None and cache.get("x", 0, 2) is None
+    cache.put("b", 6, 2, b"x" * 11, 8)  # bigger than the whole cache: not kept
+    assert cache.size == 8
