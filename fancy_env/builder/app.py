@@ -170,6 +170,58 @@ class BuilderApp(Application):
         "the lines that follow; watchers see a line once it is stored.",
     ).tag(config=True)
 
+    # ---- limits (docs/builder.md "Limits"; 0 turns a limit off) ------------------------------
+    max_queued_per_user = Int(
+        5,
+        help="Builds one user may have queued or running at once (admins included; requests "
+        "that join an identical build or are answered from the cache do not count). Beyond it "
+        "`POST api/builds` answers 429 with Retry-After. Raise it for users who script many "
+        "builds; 0 = no limit.",
+    ).tag(config=True)
+    queue_retry_after = Int(
+        30, help="Seconds in the Retry-After header of a 429 for max_queued_per_user."
+    ).tag(config=True)
+    max_log_bytes = Int(
+        4 * 1024 * 1024,
+        help="Bytes of build output stored per build (and kept in memory, and replayed to "
+        "every watcher). Beyond it one line says the log was cut and later lines are dropped; "
+        "phase changes and the result are still stored, and the record says `log_truncated`. "
+        "0 = no limit.",
+    ).tag(config=True)
+    max_log_lines = Int(
+        20000,
+        help="Lines of build output stored per build (each stored line costs about 100 bytes "
+        "of database besides its text). Beyond it the log is cut as for max_log_bytes. "
+        "0 = no limit.",
+    ).tag(config=True)
+    max_streams_per_user = Int(
+        10,
+        help="Event streams (`GET api/builds/<id>/events`) one user may hold open at once; "
+        "beyond it 429. A browser tab watching a build holds one. 0 = no limit.",
+    ).tag(config=True)
+    max_body_bytes = Int(
+        64 * 1024,
+        help="Largest JSON request body (`POST api/builds`, `POST api/links`…); beyond it 413 "
+        "naming `body`. The HTTP server refuses bodies over 16 times this before reading them "
+        "(a bare 400 and a closed connection).",
+    ).tag(config=True)
+    max_json_depth = Int(
+        32, help="Deepest nesting of arrays/objects accepted in a JSON request body (else 400)."
+    ).tag(config=True)
+    replay_page_lines = Int(
+        500,
+        help="A stored log is replayed to a watcher in pages of this many lines (one short "
+        "query each), waiting for the client between pages, so replays never hold up other "
+        "requests.",
+    ).tag(config=True)
+    replay_concurrency = Int(
+        4,
+        help="Stored-log replays that may send a page in the same turn of the event loop; "
+        "the others wait their turn (first come, first served). Lower keeps other requests "
+        "quicker while many watchers replay; higher replays faster on an idle service.",
+    ).tag(config=True)
+    # ---- end of limits -------------------------------------------------------------------
+
     @default("service_name")
     def _service_name(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_NAME", "fancy-env")
@@ -278,6 +330,12 @@ class BuilderApp(Application):
             git_timeout=self.git_timeout,
             ref_resolver=self.ref_resolver,
             flush_interval=self.flush_interval,
+            max_queued_per_user=self.max_queued_per_user,
+            queue_retry_after=self.queue_retry_after,
+            max_log_bytes=self.max_log_bytes,
+            max_log_lines=self.max_log_lines,
+            max_streams_per_user=self.max_streams_per_user,
+            replay_concurrency=self.replay_concurrency,
         )
         return BuildService(
             store, self.make_executor(), self.make_checker(store), policy, config, self.log
@@ -318,6 +376,9 @@ class BuilderApp(Application):
             keepalive_interval=self.keepalive_interval,
             event_batch_interval=self.event_batch_interval,
             metrics_require_auth=self.metrics_require_auth,
+            max_body_bytes=self.max_body_bytes,
+            max_json_depth=self.max_json_depth,
+            replay_page_lines=max(1, self.replay_page_lines),
             cookie_secret=self._cookie_secret(),
             default_handler_class=handlers.NotFoundHandler,
             log=self.log,
@@ -329,6 +390,10 @@ class BuilderApp(Application):
         mount_sharing(self, web_app)
         return web_app
 
+    def server_max_body_size(self) -> int:
+        """Bodies bigger than this are refused before they are read (handlers say more)."""
+        return 16 * self.max_body_bytes if self.max_body_bytes > 0 else 100 * 1024 * 1024
+
     def _cookie_secret(self) -> bytes:
         # stable across restarts when there is a shared secret, so OAuth cookies survive
         if self.ticket_secret:
@@ -339,7 +404,10 @@ class BuilderApp(Application):
         service = self.make_service()
         await service.start()
         url = urlsplit(self.bind_url)
-        server = HTTPServer(self.make_web_app(service), xheaders=True, idle_connection_timeout=75)
+        server = HTTPServer(
+            self.make_web_app(service), xheaders=True, idle_connection_timeout=75,
+            max_body_size=self.server_max_body_size(),
+        )  # fmt: skip
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
         self.log.info(
             "fancy-env build service on %s%s", self.bind_url.rstrip("/"), self.service_prefix

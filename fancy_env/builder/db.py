@@ -2,7 +2,10 @@
 
 SQLite by default (WAL journal, so readers never wait for the writer), any SQLAlchemy URL
 works (PostgreSQL on Kubernetes). Calls are short, synchronous and indexed: each one is a
-single small query, so the event loop is never held for long.
+single small query (logs are read in pages), so the event loop is never held for long.
+
+No migrations yet: columns added after the first release are added at start-up when a
+database made by an older release lacks them (`_add_missing_columns`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    false,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -51,6 +57,8 @@ class Build(Base):
     created: Mapped[float] = mapped_column(Float, index=True)
     started: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # added in 0.2: the stored log reached max_log_bytes / max_log_lines and was cut
+    log_truncated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def to_json(self, prefix: str = "") -> dict[str, Any]:
         return {
@@ -67,6 +75,7 @@ class Build(Base):
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
+            "log_truncated": bool(self.log_truncated),
             "events_url": f"{prefix}api/builds/{self.id}/events",
         }
 
@@ -125,6 +134,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the columns a database made by an older release lacks (issue 10 brings Alembic)."""
+    present = {c["name"] for c in inspect(engine).get_columns("builds")}
+    if "log_truncated" not in present:
+        with engine.begin() as conn:
+            conn.execute(
+                text("ALTER TABLE builds ADD COLUMN log_truncated BOOLEAN NOT NULL DEFAULT FALSE")
+            )
+
+
 class Store:
     """Short synchronous queries on the build tables."""
 
@@ -133,6 +152,7 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
 
     def add_build(
@@ -143,7 +163,7 @@ class Store:
         Core inserts (no unit of work): this is on the hot path of every cache hit."""
         row = {c.key: getattr(build, c.key) for c in Build.__table__.columns}
         defaults = {"ref": "", "subdir": "", "commit": "", "image": "", "reason": "",
-                    "cache_hit": False, "executor_ref": ""}  # fmt: skip
+                    "cache_hit": False, "executor_ref": "", "log_truncated": False}  # fmt: skip
         for key, value in defaults.items():
             if row[key] is None:
                 row[key] = value
@@ -181,10 +201,10 @@ class Store:
             return s.scalars(q).all()
 
     def history(
-        self, user: str | None = None, repo: str | None = None, limit: int = 100
+        self, user: str | None = None, repo: str | None = None, limit: int = 100, offset: int = 0
     ) -> Sequence[Build]:
         with self.session() as s:
-            q = select(Build).order_by(Build.created.desc()).limit(limit)
+            q = select(Build).order_by(Build.created.desc()).limit(limit).offset(offset)
             if user is not None:
                 q = q.where(Build.id.in_(select(BuildUser.build_id).where(BuildUser.user == user)))
             if repo is not None:
@@ -197,14 +217,25 @@ class Store:
             with self.session.begin() as s:
                 s.execute(insert(LogLine), rows)
 
-    def lines(self, build_id: str, after: int = 0) -> list[BuildEvent]:
-        with self.session() as s:
-            q = (
-                select(LogLine)
-                .where(LogLine.build_id == build_id, LogLine.seq > after)
-                .order_by(LogLine.seq)
-            )
-            return [row.to_event() for row in s.scalars(q)]
+    def lines(
+        self, build_id: str, after: int = 0, limit: int | None = None, upto: int | None = None
+    ) -> list[BuildEvent]:
+        """Log lines after `after` (and up to `upto`), at most `limit` of them, by seq."""
+        q = select(LogLine.seq, LogLine.phase, LogLine.message, LogLine.time, LogLine.image)
+        q = q.where(LogLine.build_id == build_id, LogLine.seq > after)
+        if upto is not None:
+            q = q.where(LogLine.seq <= upto)
+        q = q.order_by(LogLine.seq).limit(limit)
+        with self.engine.connect() as conn:
+            return [BuildEvent(build_id, seq, phase, message, t, image)
+                    for seq, phase, message, t, image in conn.execute(q)]  # fmt: skip
+
+    def log_size(self, build_id: str) -> tuple[int, int]:
+        """(lines, characters) stored for a build: what counts against the log cap."""
+        q = select(func.count(), func.coalesce(func.sum(func.length(LogLine.message)), 0))
+        with self.engine.connect() as conn:
+            count, size = conn.execute(q.where(LogLine.build_id == build_id)).one()
+        return int(count), int(size)
 
     def last_seq(self, build_id: str) -> int:
         with self.session() as s:

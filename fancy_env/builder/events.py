@@ -56,6 +56,7 @@ RECORD_FIELDS: dict[str, str] = {
     "created": "number",
     "started": "number | null",
     "finished": "number | null",
+    "log_truncated": "boolean",
     "events_url": "string",
 }
 

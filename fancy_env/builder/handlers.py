@@ -3,6 +3,8 @@
 Authentication, in order: a form ticket (`X-Fancy-Env-Ticket`), the service's own API token
 (the hub's spawners confirming builds), then JupyterHub (API tokens for scripts, the HubOAuth
 cookie for browsers). Errors are JSON `{"status", "message", "field"?}`, never a traceback.
+Request bodies and integer parameters go through `fancy_env.webinput` (size, JSON depth,
+ranges); event streams are counted per user and replay stored logs in pages.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ from tornado.web import HTTPError, RequestHandler
 
 from .._version import __version__
 from ..tickets import HEADER, TicketError, verify
+from ..webinput import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_DEPTH,
+    InputError,
+    int_param,
+    parse_json_body,
+)
+from . import metrics
 from .service import BuildService, ServiceError
 
 
@@ -61,6 +71,8 @@ class BaseHandler(RequestHandler):
             body["message"] = exc.reason
             if exc.field:
                 body["field"] = exc.field
+            for name, value in exc.headers.items():
+                self.set_header(name, value)  # e.g. Retry-After (send_error cleared headers)
         elif isinstance(exc, HTTPError) and exc.log_message:
             body["message"] = exc.log_message
         else:
@@ -163,6 +175,23 @@ class BaseHandler(RequestHandler):
         )
         return str(url_concat(hub_auth.login_url, params))
 
+    def json_body(self) -> Any:
+        """The request body as JSON, within `max_body_bytes` and `max_json_depth`."""
+        try:
+            return parse_json_body(
+                self.request.body,
+                self.settings.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+                self.settings.get("max_json_depth", DEFAULT_MAX_JSON_DEPTH),
+            )
+        except InputError as e:
+            raise ServiceError(e.status, e.message, e.field) from None
+
+    def int_argument(self, name: str, low: int, high: int, default: int) -> int:
+        try:
+            return int_param(self.get_argument(name, None), name, low, high, default)
+        except InputError as e:
+            raise ServiceError(e.status, f"{name} {e.message}", e.field) from None
+
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -188,12 +217,9 @@ class BuildsHandler(BaseHandler):
     async def post(self) -> None:
         if not self.identity.can_build:
             self.fail(403, f"building needs the scope {self.settings['build_scope']}")
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            self.fail(400, "the request body must be JSON: {repo, ref?, subdir?}")
+        body = self.json_body()
         if not isinstance(body, dict):
-            self.fail(400, "the request body must be a JSON object: {repo, ref?, subdir?}")
+            self.fail(400, "the request body must be a JSON object: {repo, ref?, subdir?}", "body")
         repo, ref, subdir = body.get("repo", ""), body.get("ref") or "", body.get("subdir") or ""
         build = await self.service.request(self.identity.name, repo, ref, subdir)
         status = 200 if build.status == "built" else 202
@@ -209,11 +235,9 @@ class BuildsHandler(BaseHandler):
             if user not in (None, self.identity.name) and not self.identity.admin:
                 self.fail(403, "listing another user's builds needs admin", "user")
             user = self.identity.name if (mine or user is None) else user
-        try:
-            limit = min(int(self.get_argument("limit", "100")), 1000)
-        except ValueError:
-            self.fail(400, "limit must be a number from 1 to 1000", "limit")
-        builds = self.service.store.history(user=user, repo=repo, limit=limit)
+        limit = self.int_argument("limit", 1, 1000, 100)
+        offset = self.int_argument("offset", 0, 1_000_000, 0)
+        builds = self.service.store.history(user=user, repo=repo, limit=limit, offset=offset)
         self.write_json({"builds": [b.to_json(self.prefix) for b in builds]})
 
 
@@ -237,6 +261,8 @@ class BuildHandler(BaseHandler):
 
 
 class EventsHandler(BaseHandler):
+    _slot_user: str | None = None
+
     def _last_event_id(self) -> int:
         raw = self.request.headers.get("Last-Event-ID") or self.get_argument("last_event_id", "0")
         try:
@@ -245,13 +271,35 @@ class EventsHandler(BaseHandler):
             raise ServiceError(400, "Last-Event-ID must be an event id", "Last-Event-ID") from None
         return max(value, 0)
 
-    def _send(self, events: list[Any]) -> int:
-        self.write("".join(e.sse() for e in events))
-        return int(events[-1].seq)
+    def _take_slot(self) -> None:
+        """Count this stream against its user's `max_streams_per_user` (429 beyond it)."""
+        slots = self.service.streams
+        if not slots.acquire(self.identity.name):
+            metrics.REFUSED.labels("streams").inc()
+            retry = max(1, int(self.settings["keepalive_interval"]))
+            raise ServiceError(
+                429,
+                f"you already have {slots.max_per_user} event streams open, the most allowed "
+                f"(max_streams_per_user = {slots.max_per_user}); close one and try again",
+                headers={"Retry-After": str(retry)},
+            )
+        self._slot_user = self.identity.name
+
+    def _release_slot(self) -> None:
+        if self._slot_user is not None:
+            self.service.streams.release(self._slot_user)
+            self._slot_user = None
+
+    def on_connection_close(self) -> None:
+        self._release_slot()  # at once, not at the next write that would notice
+
+    def on_finish(self) -> None:
+        self._release_slot()
 
     async def get(self, build_id: str) -> None:
         self.get_visible_build(build_id)
         last = self._last_event_id()
+        self._take_slot()
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("X-Accel-Buffering", "no")
         keepalive = float(self.settings["keepalive_interval"])
@@ -261,23 +309,65 @@ class EventsHandler(BaseHandler):
             await self._stream(build_id, last, keepalive)
         except StreamClosedError:
             return  # the client went away; the build goes on
+        finally:
+            self._release_slot()
+
+    async def _write_page(self, chunk: str | bytes) -> None:
+        """Write, wait until the client took it (backpressure), and let others run."""
+        self.write(chunk)
+        await self.flush()
+        await asyncio.sleep(0)
+
+    def _stored_page(self, build_id: str, last: int, upto: int | None) -> tuple[bytes, int, int]:
+        """(serialised events, last seq, count) of the stored page after `last`: from the
+        replay cache when another watcher already read it, else one short query."""
+        page = int(self.settings.get("replay_page_lines", 500))
+        cache = self.service.replay_cache
+        hit = cache.get(build_id, last, page)
+        if hit is not None and (upto is None or hit[1] <= upto):
+            return hit[0], hit[1], page
+        events = self.service.store.lines(build_id, last, limit=page, upto=upto)
+        if not events:
+            return b"", last, 0
+        chunk = "".join(e.sse() for e in events).encode()
+        end = int(events[-1].seq)
+        if len(events) == page:
+            cache.put(build_id, last, page, chunk, end)
+        return chunk, end, len(events)
+
+    async def _replay(self, build_id: str, last: int, upto: int | None) -> int:
+        """Stored events after `last` (up to `upto`), page by page. A few replays take a
+        page per turn of the event loop (`replay_turns`); the others wait their turn, so
+        any number of replays cannot hold up other requests; each waits for its client."""
+        page = int(self.settings.get("replay_page_lines", 500))
+        while True:
+            async with self.service.replay_turns:
+                chunk, last, count = self._stored_page(build_id, last, upto)
+                if chunk:
+                    self.write(chunk)
+                    sent = self.flush()
+                await asyncio.sleep(0)  # hold the turn through one loop iteration
+            if chunk:
+                await sent  # backpressure: the client took this page
+            if count < page:
+                return last
 
     async def _stream(self, build_id: str, last: int, keepalive: float) -> None:
         service = self.service
         active = service.active.get(build_id)
         if active is None or last < active.base_seq:
-            stored = service.store.lines(build_id, last)
-            if active is not None:
-                stored = [e for e in stored if e.seq <= active.base_seq]
-            if stored:
-                last = self._send(stored)
+            last = await self._replay(build_id, last, active.base_seq if active else None)
+            if active is None:  # it may have ended while we replayed; then all is stored
+                self.finish()
+                return
         batch = float(self.settings["event_batch_interval"])
-        while active is not None:
-            chunk, seq = active.sse_after(last)
+        page = int(self.settings.get("replay_page_lines", 500))
+        while True:
+            chunk, last = active.sse_after(last, page)
             if chunk:
-                last = seq
-                self.write(chunk)
-                await self.flush()
+                await self._write_page(chunk)
+                if last < active.published:
+                    continue  # more is ready: send it before waiting
             if active.closed and active.published == last:
                 break
             if not await active.wait(keepalive):

@@ -19,3 +19,10 @@ DEDUPED = Counter(
     "fancy_env_builds_shared_total", "Requests that joined an identical build in progress"
 )
 EXECUTOR_RUNS = Counter("fancy_env_executor_runs_total", "Builds handed to the executor")
+REFUSED = Counter(
+    "fancy_env_requests_refused_total", "Requests refused by a limit (queue_share, streams)",
+    ["limit"],
+)  # fmt: skip
+LOGS_TRUNCATED = Counter(
+    "fancy_env_logs_truncated_total", "Builds whose stored log reached the cap and was cut"
+)

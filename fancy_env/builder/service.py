@@ -2,10 +2,12 @@
 
 `BuildService.request(user, repo, ref, subdir)` parses and checks the input, resolves the
 ref, names the image, and answers from the cache, from an identical build in progress, or
-with a new queued build. Running builds emit events into their `ActiveBuild`; a flusher
-writes them to the database in small batches; a watchdog enforces the total and silence
-timeouts; at start-up, builds left active by a previous process are adopted, re-queued or
-marked failed with "interrupted by restart".
+with a new queued build (at most `max_queued_per_user` of a user's own builds wait or run at
+once; beyond that, 429 with Retry-After). Running builds emit events into their
+`ActiveBuild` (the log capped by `LogCap`); a flusher writes them to the database in small
+batches; a watchdog enforces the total and silence timeouts; at start-up, builds left
+active by a previous process are adopted, re-queued or marked failed with "interrupted by
+restart".
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .executors.base import BuildFailed, BuildJob, Executor
 from .git import http_ls_remote, ls_remote
 from .queue import FairQueue
 from .registry import CacheCheckError
-from .stream import ActiveBuild
+from .stream import ActiveBuild, LogCap, ReplayCache, StreamSlots
 
 INTERRUPTED = "interrupted by restart"
 
@@ -44,14 +46,23 @@ class ServiceConfig:
     git_timeout: float = 30
     ref_resolver: str = "http"
     flush_interval: float = 0.02
+    max_queued_per_user: int = 5
+    queue_retry_after: int = 30
+    max_log_bytes: int = 0
+    max_log_lines: int = 0
+    max_streams_per_user: int = 0
+    replay_concurrency: int = 4
 
 
 class ServiceError(Exception):
-    def __init__(self, status: int, reason: str, field: str = "") -> None:
+    def __init__(
+        self, status: int, reason: str, field: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.field = field
+        self.headers = headers or {}
 
 
 class BuildService:
@@ -77,6 +88,10 @@ class BuildService:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_scheduled: set[str] = set()
+        self.log_cap = LogCap(config.max_log_bytes, config.max_log_lines)
+        self.streams = StreamSlots(config.max_streams_per_user)
+        self.replay_cache = ReplayCache()
+        self.replay_turns = asyncio.Semaphore(max(1, config.replay_concurrency))
 
     # ---- request path --------------------------------------------------------------------
 
@@ -121,7 +136,25 @@ class BuildService:
         shared = self.by_image.get(image)  # an identical request may have won the race
         if shared is not None:
             return self._share(shared, user)
+        self._check_queue_share(user)  # no await from here on: the count cannot go stale
         return self._new_build(user, spec, commit, image)
+
+    def _check_queue_share(self, user: str) -> None:
+        """Refuse a new build when `user` already has the most builds waiting or running."""
+        limit = self.config.max_queued_per_user
+        if limit <= 0:
+            return
+        mine = sum(1 for active in self.active.values() if active.user == user)
+        if mine >= limit:
+            retry = self.config.queue_retry_after
+            metrics.REFUSED.labels("queue_share").inc()
+            raise ServiceError(
+                429,
+                f"you already have {mine} builds queued or running, the most allowed "
+                f"(max_queued_per_user = {limit}); wait for one to end or cancel one, "
+                f"then try again (in about {retry} s)",
+                headers={"Retry-After": str(retry)},
+            )
 
     async def _cached(self, image: str) -> bool:
         try:
@@ -175,9 +208,10 @@ class BuildService:
         return build
 
     def _activate(self, build: Build, base_seq: int) -> ActiveBuild:
-        active = ActiveBuild(build.id, build.user, self._job(build), base_seq)
+        active = ActiveBuild(build.id, build.user, self._job(build), base_seq, self.log_cap)
         active.on_phase = self._phase_changed
         active.on_emit = self._schedule_flush
+        active.on_truncate = self._log_truncated
         self.active[build.id] = active
         self.by_image[build.image] = active
         return active
@@ -185,6 +219,10 @@ class BuildService:
     def _phase_changed(self, active: ActiveBuild, phase: str) -> None:
         if phase not in TERMINAL_PHASES:
             self.store.update(active.id, status=phase)
+
+    def _log_truncated(self, active: ActiveBuild) -> None:
+        self.store.update(active.id, log_truncated=True)
+        metrics.LOGS_TRUNCATED.inc()
 
     # ---- running ---------------------------------------------------------------------------
 
@@ -332,11 +370,13 @@ class BuildService:
             base = self.store.last_seq(build.id)
             if build.status in ("queued", "resolving") and build.commit:
                 active = self._activate(build, base)
+                self._restore_log_size(active, build)
                 active.emit("queued", "Queued again after a restart of the service")
                 self.queue.submit(active)
             elif await self.executor.is_running(self._job(build)):
                 active = self._activate(build, base)
-                stored = self.store.lines(build.id, max(base - 1, 0))
+                self._restore_log_size(active, build)
+                stored = self.store.lines(build.id, max(base - 1, 0), limit=1)
                 resume = stored[-1].time if stored else 0.0
                 active.job = dataclasses.replace(active.job, resume_after=resume)
                 active.emit(build.status, "Adopted the running build after a restart")
@@ -346,3 +386,8 @@ class BuildService:
                 active = self._activate(build, base)
                 self._finish(active, "failed", INTERRUPTED)
             self._flush(active)
+
+    def _restore_log_size(self, active: ActiveBuild, build: Build) -> None:
+        """An adopted or re-queued build keeps counting its log from what is stored."""
+        active.log_lines, active.log_bytes = self.store.log_size(build.id)
+        active.truncated = bool(build.log_truncated)

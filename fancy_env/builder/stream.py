@@ -6,20 +6,53 @@ they are emitted, and at once when the build ends). Watchers see an event only o
 stored (`published`): a crash can never have shown a line that a restarted service does not
 know, so ids are never reused and a reconnect with `Last-Event-ID` gets exactly what it
 missed, from memory or from the database.
+
+The stored log of a build is capped (`LogCap`): past `max_bytes` or `max_lines` of executor
+output, one line says the log was cut and where; later lines are dropped (they still count
+as output for the silence timeout), while phase changes and the terminal event are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .events import TERMINAL_PHASES, BuildEvent, make_event
 from .executors.base import BuildJob
 
 
+@dataclass(frozen=True)
+class LogCap:
+    """The most executor output stored per build (0 = no limit)."""
+
+    max_bytes: int = 0
+    max_lines: int = 0
+
+    def exceeded(self, lines: int, size: int) -> bool:
+        """True if a log of `lines` lines and `size` bytes is over the cap."""
+        return (0 < self.max_lines < lines) or (0 < self.max_bytes < size)
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_lines:
+            parts.append(f"max_log_lines = {self.max_lines}")
+        if self.max_bytes:
+            parts.append(f"max_log_bytes = {self.max_bytes}")
+        return ", ".join(parts)
+
+
 class ActiveBuild:
-    def __init__(self, build_id: str, user: str, job: BuildJob, base_seq: int = 0) -> None:
+    def __init__(
+        self,
+        build_id: str,
+        user: str,
+        job: BuildJob,
+        base_seq: int = 0,
+        cap: LogCap | None = None,
+    ) -> None:
         self.id = build_id
         self.user = user
         self.job = job
@@ -37,6 +70,11 @@ class ActiveBuild:
         self.on_emit: Callable[[ActiveBuild], None] | None = None
         self.published = base_seq  # the last seq stored in the database (visible to watchers)
         self._changed = asyncio.Event()
+        self.cap = cap or LogCap()
+        self.log_lines = 0  # executor output kept so far (what the cap counts)
+        self.log_bytes = 0
+        self.truncated = False
+        self.on_truncate: Callable[[ActiveBuild], None] | None = None
 
     @property
     def seq(self) -> int:
@@ -71,18 +109,52 @@ class ActiveBuild:
         return self.done and self.published == self.seq
 
     def log_line(self, phase: str, message: str) -> None:
-        """The executor's `emit`: one log line in a phase."""
-        self.emit(phase, message)
+        """The executor's `emit`: log output in a phase, one event per line (an engine's
+        stream hands over chunks of many lines); dropped once the log is cut."""
+        if not self.truncated:
+            for line in message.split("\n") if "\n" in message else (message,):
+                if line and not self._keep(phase, line):
+                    break
+            else:
+                return
+        self.last_output = time.monotonic()  # output all the same: no silence timeout
+        if phase != self.phase:
+            self.emit(phase, f"Phase {phase} (log lines are no longer stored: the log was cut)")
+
+    def _keep(self, phase: str, line: str) -> bool:
+        """Emit one line if it fits under the cap; otherwise cut the log (once) and say so."""
+        size = len(line.encode("utf-8", "replace"))
+        if self.cap.exceeded(self.log_lines + 1, self.log_bytes + size):
+            self._truncate()
+            return False
+        self.log_lines += 1
+        self.log_bytes += size
+        self.emit(phase, line)
+        return True
+
+    def _truncate(self) -> None:
+        self.truncated = True
+        self.emit(
+            self.phase,
+            f"Log cut after {self.log_lines} lines ({self.log_bytes} bytes) at the limit "
+            f"({self.cap.describe()}): later lines are not stored or shown; phase changes "
+            "and the result still are.",
+        )
+        if self.on_truncate is not None:
+            self.on_truncate(self)
 
     def take_unflushed(self) -> list[BuildEvent]:
         lines, self.unflushed = self.unflushed, []
         return lines
 
-    def sse_after(self, seq: int) -> tuple[str, int]:
-        """The published events after `seq`, serialised as one chunk, and the last seq in it."""
+    def sse_after(self, seq: int, limit: int = 1000) -> tuple[str, int]:
+        """At most `limit` published events after `seq`, serialised as one chunk, and the
+        last seq in it."""
         start = max(seq - self.base_seq, 0)
-        end = self.published - self.base_seq
-        return "".join(self.sse[start:end]), max(seq, self.published)
+        end = min(self.published - self.base_seq, start + limit)
+        if end <= start:
+            return "", seq
+        return "".join(self.sse[start:end]), self.base_seq + end
 
     async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait for a new event; False on timeout."""
@@ -92,3 +164,58 @@ class ActiveBuild:
         except TimeoutError:
             return False
         return True
+
+
+@dataclass
+class StreamSlots:
+    """Open event streams per user, at most `max_per_user` each (0 = no limit)."""
+
+    max_per_user: int = 0
+    open: dict[str, int] = field(default_factory=dict)
+
+    def acquire(self, user: str) -> bool:
+        count = self.open.get(user, 0)
+        if 0 < self.max_per_user <= count:
+            return False
+        self.open[user] = count + 1
+        return True
+
+    def release(self, user: str) -> None:
+        count = self.open.get(user, 0) - 1
+        if count > 0:
+            self.open[user] = count
+        else:
+            self.open.pop(user, None)
+
+
+@dataclass
+class ReplayCache:
+    """Serialised pages of stored logs, shared by every watcher replaying the same log.
+
+    Only full pages are kept: stored lines never change, so a page of `size` lines after a
+    given seq is the same for every watcher (20 watchers of one log serialise it once).
+    Least recently used pages go first once `max_bytes` is reached.
+    """
+
+    max_bytes: int = 16 * 1024 * 1024
+    pages: OrderedDict[tuple[str, int, int], tuple[bytes, int]] = field(default_factory=OrderedDict)
+    size: int = 0
+
+    def get(self, build_id: str, after: int, page: int) -> tuple[bytes, int] | None:
+        key = (build_id, after, page)
+        hit = self.pages.get(key)
+        if hit is not None:
+            self.pages.move_to_end(key)
+        return hit
+
+    def put(self, build_id: str, after: int, page: int, chunk: bytes, last: int) -> None:
+        if len(chunk) > self.max_bytes:
+            return
+        key = (build_id, after, page)
+        if key in self.pages:
+            return
+        self.pages[key] = (chunk, last)
+        self.size += len(chunk)
+        while self.size > self.max_bytes:
+            _, (old, _) = self.pages.popitem(last=False)
+            self.size -= len(old)

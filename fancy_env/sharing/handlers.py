@@ -16,13 +16,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from typing import Any
 
 from tornado import web
 
-from .. import tickets
+from .. import tickets, webinput
 from . import links as L
 from .config import SETTINGS_KEY, SharingContext
 from .launch import LaunchFlow
@@ -161,10 +160,21 @@ class APIHandler(SharingHandler):
         raise web.HTTPError(403, "log in to the hub, or send an API token")
 
     def body(self) -> Any:
+        """The JSON body, within the build service's `max_body_bytes` and `max_json_depth`."""
         try:
-            return json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "the request body must be JSON") from None
+            return webinput.parse_json_body(
+                self.request.body,
+                self.settings.get("max_body_bytes", webinput.DEFAULT_MAX_BODY_BYTES),
+                self.settings.get("max_json_depth", webinput.DEFAULT_MAX_JSON_DEPTH),
+            )
+        except webinput.InputError as err:
+            raise web.HTTPError(err.status, str(err)) from None
+
+    def int_argument(self, name: str, low: int, high: int, default: int) -> int:
+        try:
+            return webinput.int_param(self.get_argument(name, None), name, low, high, default)
+        except webinput.InputError as err:
+            raise web.HTTPError(err.status, str(err)) from None
 
     def link_model(self, link: L.Link, code: str | None = None) -> dict[str, Any]:
         now = time.time()
@@ -211,7 +221,9 @@ class LinksAPIHandler(APIHandler):
             if not self.is_admin:
                 raise web.HTTPError(403, "listing everyone's links needs admin")
             owner = None
-        links = self.ctx.store.list(owner=owner)
+        limit = self.int_argument("limit", 1, 500, 500)
+        offset = self.int_argument("offset", 0, 10_000, 0)
+        links = self.ctx.store.list(owner=owner, limit=offset + limit)[offset:]
         self.write({"links": [self.link_model(link) for link in links]})
 
     @web.authenticated

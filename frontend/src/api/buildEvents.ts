@@ -55,6 +55,8 @@ export interface BuildRecord {
   created: number;
   started: number | null;
   finished: number | null;
+  /** the stored log reached the cap (max_log_bytes / max_log_lines) and was cut */
+  log_truncated: boolean;
   events_url: string;
 }
 
