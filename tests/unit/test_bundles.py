@@ -9,7 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
 from tornado.template import Loader
+from tornado.testing import bind_unused_port
 
 from fancy_env import bundles
 
@@ -77,3 +81,41 @@ def test_building_page_inlines_the_shared_client() -> None:
     assert "Launching…" in call and "form.submit()" in call
     # no parser of its own left in the page
     assert "getReader" not in call and "data:" not in call
+
+
+class _BuildingHandler(web.RequestHandler):
+    def get(self) -> None:
+        self.render(
+            "building.html",
+            title="Building",
+            link=SimpleNamespace(owner="alice"),
+            spec=SimpleNamespace(repo="https://git.example/r.git", commit="", ref="main"),
+            build_id="b1",
+            events_url="/s/api/builds/b1/events",
+            launch_url="/s/l/abc/launch",
+            action="launch",
+            hub_prefix="/hub/",
+            prefix="/s/",
+            user="bob",
+        )
+
+
+@pytest.mark.skipif(
+    not (bundles.STATIC_DIR / "building.js").exists(), reason="run `npm run build` in frontend/"
+)
+async def test_building_page_through_a_tornado_handler() -> None:
+    """The same page rendered by a RequestHandler (XSRF module, autoescape) on loopback."""
+    app = web.Application(
+        [("/b", _BuildingHandler)], template_path=str(TEMPLATES), xsrf_cookies=True
+    )
+    server = HTTPServer(app)
+    sock, port = bind_unused_port()  # 127.0.0.1
+    server.add_sockets([sock])
+    try:
+        response = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/b")
+    finally:
+        server.stop()
+    page = response.body.decode()
+    assert 'name="_xsrf"' in page
+    assert "var fancyEnvBuilding=" in page and "&quot;" not in page.split("<script>")[1]
+    assert 'fancyEnvBuilding.watchBuild("/s/api/builds/b1/events"' in page
