@@ -71,7 +71,7 @@ def test_python_payloads_have_the_documented_fields() -> None:
 
 FRONTEND = TS.parents[1]
 TEMPLATES = Path(events.__file__).resolve().parents[1] / "sharing" / "templates"
-# phases that only a list of phases names (the terminal ones and "queued" have other uses)
+# phases that only a list of phases would name (terminal ones and "queued" have other uses)
 LIST_ONLY = ("resolving", "fetching", "pushing")
 
 
