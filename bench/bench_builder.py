@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fancy_env.builder.sse import SseMessage, SseParser  # noqa: E402
 from tests.support.builder import BuilderProcess  # noqa: E402
 from tests.support.gitserver import GitRepo, GitServer, dockerfile_repo_files  # noqa: E402
 
@@ -102,19 +102,16 @@ def bench_concurrent_identical(svc: BuilderProcess, git: GitServer) -> dict[str,
 async def _watch(url: str, headers: dict[str, str], lags: list[float]) -> None:
     from tornado.httpclient import AsyncHTTPClient
 
-    buffer = ""
+    parser = SseParser()
 
     def on_chunk(chunk: bytes) -> None:
-        nonlocal buffer
         now = time.time()
-        buffer += chunk.decode()
-        while "\n\n" in buffer:
-            block, buffer = buffer.split("\n\n", 1)
-            if '"phase": "built"' not in block and '"phase": "failed"' not in block:
-                continue  # only the last line's lag is measured; skip parsing the others
-            for line in block.splitlines():
-                if line.startswith("data: "):
-                    lags.append(now - json.loads(line[6:])["time"])
+        for message in parser.feed_bytes(chunk):
+            if not isinstance(message, SseMessage) or (
+                '"phase": "built"' not in message.data and '"phase": "failed"' not in message.data
+            ):
+                continue  # only the last line's lag is measured; skip decoding the others
+            lags.append(now - message.json()["time"])
 
     await AsyncHTTPClient().fetch(url, headers=headers, streaming_callback=on_chunk,
                                   request_timeout=600)  # fmt: skip

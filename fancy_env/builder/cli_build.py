@@ -21,9 +21,10 @@ from typing import Any, TextIO
 
 from ..images import image_name
 from ..repos import RepoError, RepoPolicy, parse_repo
-from .events import TERMINAL_PHASES
+from .events import PHASES, TERMINAL_PHASES
+from .sse import SseParser, build_event
 
-BAR_PHASES = ["queued", "resolving", "fetching", "building", "pushing", "built"]
+BAR_PHASES = list(PHASES[: PHASES.index("built") + 1])  # the phases of a build that succeeds
 
 
 class Progress:
@@ -94,23 +95,20 @@ async def _follow(url: str, token: str, progress: Progress) -> dict[str, Any]:
     """Follow the event stream to a terminal event, reconnecting with Last-Event-ID."""
     from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-    last, buffer, final = 0, "", {}
+    parser, final = SseParser(), {}
 
     def on_chunk(chunk: bytes) -> None:
-        nonlocal last, buffer, final
-        buffer += chunk.decode("utf-8", "replace")
-        while "\n\n" in buffer:
-            block, buffer = buffer.split("\n\n", 1)
-            for line in block.splitlines():
-                if line.startswith("data: "):
-                    event = json.loads(line[6:])
-                    last = int(event["seq"])
-                    progress.update(event["phase"], event["message"])
-                    if event["phase"] in TERMINAL_PHASES:
-                        final = event
+        nonlocal final
+        for message in parser.feed_bytes(chunk):
+            event = build_event(message)
+            if event is None:
+                continue
+            progress.update(event["phase"], event["message"])
+            if event["phase"] in TERMINAL_PHASES:
+                final = event
 
     for _attempt in range(20):
-        headers = {"Authorization": f"token {token}", "Last-Event-ID": str(last)}
+        headers = {"Authorization": f"token {token}", "Last-Event-ID": parser.last_event_id or "0"}
         try:
             await AsyncHTTPClient().fetch(
                 url, headers=headers, streaming_callback=on_chunk, request_timeout=24 * 3600
@@ -119,7 +117,7 @@ async def _follow(url: str, token: str, progress: Progress) -> dict[str, Any]:
             await asyncio.sleep(1)
         if final:
             return final
-        buffer = ""
+        parser.reset()
     raise RepoError("events", "lost the event stream")
 
 

@@ -2,7 +2,8 @@ import { cleanup, render, screen, waitFor, within } from "@testing-library/preac
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { App } from "./App";
-import { BuilderClient, TICKET_HEADER } from "./api/client";
+import { BuilderClient } from "./api/builds";
+import { TICKET_HEADER } from "./api/client";
 import type { FormConfig } from "./config";
 import { CONFIG, record } from "./testing/fixtures";
 import { FakeBuilder } from "./testing/fakeBuilder";

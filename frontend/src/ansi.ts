@@ -20,6 +20,7 @@ interface Style {
 
 const PLAIN: Style = { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false };
 // CSI ... final byte, or OSC ... BEL/ST, or a lone two-byte escape.
+// eslint-disable-next-line no-control-regex -- ANSI escapes are control characters
 const ESCAPE = /\x1b\[([0-9;?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
 
 export function ansiToSegments(input: string): Segment[] {

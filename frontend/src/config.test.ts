@@ -20,8 +20,8 @@ describe("config", () => {
     [{ profile: "other", image: "r43" }, { value: "py311", other: "" }],
   ])("initial choice from saved %j", (saved, expected) => {
     const cfg = { ...CONFIG, saved: saved as Record<string, string> };
-    const profile = cfg.profiles[0]!;
-    expect(initialChoice(cfg, profile, profile.options[0]!)).toEqual(expected);
+    const profile = cfg.profiles[0];
+    expect(initialChoice(cfg, profile, profile.options[0])).toEqual(expected);
   });
 
   const unlisted = {

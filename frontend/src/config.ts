@@ -81,7 +81,7 @@ export function parseConfig(text: string): FormConfig {
   return {
     ...cfg,
     serverName: cfg.serverName ?? "",
-    saved: isRecord(cfg.saved) ? (cfg.saved as Record<string, string>) : {},
+    saved: isRecord(cfg.saved) ? cfg.saved : {},
     profiles: cfg.profiles.map((p) => ({ ...p, options: p.options ?? [] })),
   };
 }

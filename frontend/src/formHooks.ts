@@ -1,7 +1,7 @@
 /** Hooks that tie the form to the hub's page: its <form> element and the build history. */
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { BuildRecord } from "./api/buildEvents";
-import type { BuilderClient } from "./api/client";
+import type { BuilderClient } from "./api/builds";
 import { recentEnvironments } from "./components/RecentBuilds";
 
 /** This user's recent environments, from the build service's history (never browser storage). */

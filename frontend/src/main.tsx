@@ -5,7 +5,7 @@
  */
 import { render } from "preact";
 import { App } from "./App";
-import { BuilderClient } from "./api/client";
+import { BuilderClient } from "./api/builds";
 import { readConfig } from "./config";
 import "./form.css";
 

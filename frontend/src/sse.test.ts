@@ -22,4 +22,12 @@ describe("SseParser", () => {
     parser.feed("\n");
     expect(parser.lastEventId).toBe("8");
   });
+
+  it("reset drops a half-received event and keeps the last id", () => {
+    const parser = new SseParser();
+    parser.feed("id: 1\ndata: a\n\nid: 2\ndata: half");
+    parser.reset();
+    expect(parser.lastEventId).toBe("1");
+    expect(parser.feed("\nid: 2\ndata: whole\n\n")).toEqual([{ id: "2", event: "message", data: "whole" }]);
+  });
 });

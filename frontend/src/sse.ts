@@ -2,6 +2,10 @@
  * Incremental parser for the `text/event-stream` format (the WHATWG rules that matter here):
  * lines end with LF, CRLF or CR; `data:` lines join with "\n"; `id:` sets the last event id;
  * lines starting with ":" are comments (keepalives); a blank line dispatches the event.
+ *
+ * The one event-stream parser of the frontend: the form's build client (`api/events.ts`) and
+ * the sharing service's building page (`building.ts`) both use it. Its Python twin is
+ * `fancy_env/builder/sse.py` (the CLI, the tests and the benches use that one).
  */
 
 export interface SseMessage {
@@ -33,6 +37,17 @@ export class SseParser {
       if (message) out.push(message);
     }
     return out;
+  }
+
+  /**
+   * Forget a half-received line or event (a dropped connection); keeps `lastEventId`, so a
+   * reconnect sending it gets that event again, whole.
+   */
+  reset(): void {
+    this.buffer = "";
+    this.data = [];
+    this.event = "";
+    this.id = null;
   }
 
   private line(line: string): SseMessage | null {

@@ -1,8 +1,14 @@
-/** The build lifecycle of the repository panel: request, follow, cancel. */
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+/**
+ * The build lifecycle of the repository panel: request, follow, cancel.
+ *
+ * `buildReducer` is the whole state machine (pure, tested with a table in useBuild.test.ts);
+ * `useBuild` only wires it to the build client: it dispatches what the service answers.
+ */
+import { type Dispatch, useCallback, useEffect, useReducer, useRef } from "preact/hooks";
 import { ansiToSegments, type Segment } from "./ansi";
-import type { BuildEvent, BuildRecord } from "./api/buildEvents";
-import { ApiError, type BuilderClient } from "./api/client";
+import { type BuildEvent, type BuildPhase, type BuildRecord, isTerminal } from "./api/buildEvents";
+import type { BuilderClient } from "./api/builds";
+import { ApiError } from "./api/client";
 import { toMs } from "./time";
 
 export type BuildStatus = "idle" | "requesting" | "running" | "built" | "failed" | "cancelled";
@@ -10,9 +16,9 @@ export type BuildStatus = "idle" | "requesting" | "running" | "built" | "failed"
 export interface BuildState {
   status: BuildStatus;
   id: string | null;
-  phase: string | null;
+  phase: BuildPhase | null;
   /** The last phase before a terminal one (where a failed or cancelled build stopped). */
-  lastActive: string | null;
+  lastActive: BuildPhase | null;
   log: Segment[][];
   /** Oldest lines dropped from the view to keep it light (the service keeps them all). */
   dropped: number;
@@ -24,7 +30,7 @@ export interface BuildState {
   estimateMs: number | null;
 }
 
-const IDLE: BuildState = {
+export const IDLE: BuildState = {
   status: "idle",
   id: null,
   phase: null,
@@ -37,11 +43,20 @@ const IDLE: BuildState = {
   estimateMs: null,
 };
 
-export interface UseBuild {
-  state: BuildState;
-  start: (repo: string, ref: string) => Promise<void>;
-  cancel: () => Promise<void>;
-}
+export type BuildAction =
+  /** "Build and start" was pressed at `at` (ms). */
+  | { type: "request"; at: number }
+  /** `POST api/builds` was refused (or the service is unreachable). */
+  | { type: "refused"; field: "repo" | "ref"; reason: string }
+  /** `POST api/builds` answered: a cached image (`built`) or a build to follow. */
+  | { type: "accepted"; record: BuildRecord }
+  | { type: "event"; event: BuildEvent }
+  | { type: "estimate"; ms: number | null }
+  /** The stream ended with this terminal event. */
+  | { type: "ended"; event: BuildEvent }
+  /** The stream was lost or refused. */
+  | { type: "lost"; reason: string }
+  | { type: "cancelRefused"; reason: string };
 
 /** Median duration of earlier real builds of the same repository, or null. */
 export function estimateFrom(records: BuildRecord[]): number | null {
@@ -68,82 +83,108 @@ export function appendLines(
   return { log: over ? log.slice(over) : log, dropped: state.dropped + over };
 }
 
+function ended(state: BuildState, event: BuildEvent): BuildState {
+  if (event.phase === "built") return { ...state, status: "built", phase: "built" };
+  if (event.phase === "cancelled") return { ...state, status: "cancelled", failure: null };
+  return { ...state, status: "failed", failure: event.message || "The build failed." };
+}
+
+export function buildReducer(state: BuildState, action: BuildAction): BuildState {
+  switch (action.type) {
+    case "request":
+      return { ...IDLE, status: "requesting", startedAt: action.at };
+    case "refused":
+      return { ...IDLE, fieldError: { field: action.field, reason: action.reason } };
+    case "accepted": {
+      const { id, status } = action.record;
+      return { ...state, id, phase: status, status: status === "built" ? "built" : "running" };
+    }
+    case "event": {
+      const { phase, message } = action.event;
+      const lastActive = isTerminal(phase) ? state.lastActive : phase;
+      return { ...state, phase, lastActive, ...appendLines(state, message) };
+    }
+    case "estimate":
+      return { ...state, estimateMs: action.ms };
+    case "ended":
+      return ended(state, action.event);
+    case "lost":
+      return { ...state, status: "failed", failure: action.reason };
+    case "cancelRefused":
+      return { ...state, failure: `Could not cancel: ${action.reason}` };
+  }
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof ApiError ? err.reason : String(err);
+}
+
+/** `POST api/builds`; a refusal is dispatched (next to the field it names) and gives null. */
+async function request(client: BuilderClient, repo: string, ref: string, dispatch: Dispatch<BuildAction>) {
+  try {
+    return await client.createBuild(repo, ref);
+  } catch (err) {
+    const reason = err instanceof ApiError ? err.reason : `The build service is unreachable (${String(err)}).`;
+    const field = err instanceof ApiError && err.field === "ref" ? "ref" : "repo";
+    dispatch({ type: "refused", field, reason });
+    return null;
+  }
+}
+
+/** Follow the build's events into the state; resolves with the terminal event, or null. */
+async function follow(client: BuilderClient, id: string, signal: AbortSignal, dispatch: Dispatch<BuildAction>) {
+  try {
+    const last = await client.follow(id, (event) => dispatch({ type: "event", event }), { signal });
+    dispatch({ type: "ended", event: last });
+    return last;
+  } catch (err) {
+    if (!signal.aborted) dispatch({ type: "lost", reason: reasonOf(err) });
+    return null;
+  }
+}
+
+export interface UseBuild {
+  state: BuildState;
+  start: (repo: string, ref: string) => Promise<void>;
+  cancel: () => Promise<void>;
+}
+
 export function useBuild(client: BuilderClient, onBuilt: (id: string) => void): UseBuild {
-  const [state, setState] = useState<BuildState>(IDLE);
+  const [state, dispatch] = useReducer(buildReducer, IDLE);
   const abort = useRef<AbortController | null>(null);
   const builtRef = useRef(onBuilt);
   builtRef.current = onBuilt;
   useEffect(() => () => abort.current?.abort(), []);
-
-  const onEvent = useCallback((event: BuildEvent) => {
-    setState((s) => ({
-      ...s,
-      phase: event.phase,
-      lastActive: ["built", "failed", "cancelled"].includes(event.phase) ? s.lastActive : event.phase,
-      ...appendLines(s, event.message),
-    }));
-  }, []);
-
-  const follow = useCallback(
-    async (id: string, controller: AbortController) => {
-      try {
-        const last = await client.follow(id, onEvent, { signal: controller.signal });
-        if (last.phase === "built") {
-          setState((s) => ({ ...s, status: "built", phase: "built" }));
-          builtRef.current(id);
-        } else {
-          const failure = last.phase === "cancelled" ? null : last.message || "The build failed.";
-          setState((s) => ({ ...s, status: last.phase === "cancelled" ? "cancelled" : "failed", failure }));
-        }
-      } catch (err) {
-        if (controller.signal.aborted) return;
-        const reason = err instanceof ApiError ? err.reason : String(err);
-        setState((s) => ({ ...s, status: "failed", failure: reason }));
-      }
-    },
-    [client, onEvent],
-  );
 
   const start = useCallback(
     async (repo: string, ref: string) => {
       abort.current?.abort();
       const controller = new AbortController();
       abort.current = controller;
-      setState({ ...IDLE, status: "requesting", startedAt: Date.now() });
-      let record: BuildRecord;
-      try {
-        record = await client.createBuild(repo, ref);
-      } catch (err) {
-        const reason = err instanceof ApiError ? err.reason : `The build service is unreachable (${String(err)}).`;
-        const field = err instanceof ApiError && err.field === "ref" ? "ref" : "repo";
-        setState({ ...IDLE, fieldError: { field, reason } });
-        return;
-      }
+      dispatch({ type: "request", at: Date.now() });
+      const record = await request(client, repo, ref, dispatch);
+      if (!record || controller.signal.aborted) return;
+      dispatch({ type: "accepted", record });
       if (record.status === "built") {
-        setState((s) => ({ ...s, status: "built", id: record.id, phase: "built" }));
         builtRef.current(record.id);
         return;
       }
-      setState((s) => ({ ...s, status: "running", id: record.id, phase: record.status }));
       // earlier builds of the same (normalised) repository give the estimate
-      void client.history(record.repo).then(
-        (records) => setState((s) => ({ ...s, estimateMs: estimateFrom(records) })),
+      client.history(record.repo).then(
+        (records) => dispatch({ type: "estimate", ms: estimateFrom(records) }),
         () => undefined,
       );
-      await follow(record.id, controller);
+      const last = await follow(client, record.id, controller.signal, dispatch);
+      if (last?.phase === "built") builtRef.current(record.id);
     },
-    [client, follow],
+    [client],
   );
 
   const cancel = useCallback(async () => {
-    const id = state.id;
-    if (!id) return;
-    try {
-      await client.cancel(id);
-    } catch (err) {
-      const reason = err instanceof ApiError ? err.reason : String(err);
-      setState((s) => ({ ...s, failure: `Could not cancel: ${reason}` }));
-    }
+    if (!state.id) return;
+    await client.cancel(state.id).catch((err: unknown) => {
+      dispatch({ type: "cancelRefused", reason: reasonOf(err) });
+    });
   }, [client, state.id]);
 
   return { state, start, cancel };

@@ -8,7 +8,6 @@ svc.kill9(); svc.start()                     # same database, same port
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from typing import Any
 
 import requests
 
+from fancy_env.builder.sse import SseComment, iter_lines
 from fancy_env.tickets import HEADER, mint
 
 from .net import free_port, wait_for
@@ -154,19 +154,13 @@ class BuilderProcess:
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    message: dict[str, Any] = {}
-    for line in lines:
-        if line == "":
-            if message:
-                yield message
-            message = {}
-        elif line.startswith(":"):
-            yield {"comment": line[1:].strip()}
+    """`{'id': int, 'data': <JSON>}` per event and `{'comment': text}` per keepalive, parsed by
+    the package's own parser (fancy_env/builder/sse.py)."""
+    for item in iter_lines(lines):
+        if isinstance(item, SseComment):
+            yield {"comment": item.text.strip()}
         else:
-            key, _, value = line.partition(": ")
-            if key == "data":
-                message["data"] = json.loads(value)
-            elif key == "id":
-                message["id"] = int(value)
-            elif key == "retry":
-                message["retry"] = int(value)
+            message: dict[str, Any] = {"data": item.json()}
+            if item.id is not None:
+                message["id"] = int(item.id)
+            yield message

@@ -75,6 +75,9 @@ export interface ApiError {
   field?: string;
 }
 
+/** The steps of a build that succeeds, in order: every phase up to `built` (progress bars). */
+export const PROGRESS_STEPS: readonly BuildPhase[] = PHASES.slice(0, PHASES.indexOf("built") + 1);
+
 export function isTerminal(phase: BuildPhase): boolean {
   return TERMINAL_PHASES.includes(phase);
 }

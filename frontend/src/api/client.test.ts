@@ -1,60 +1,50 @@
 import { describe, expect, it } from "vitest";
-import type { BuildEvent } from "./buildEvents";
-import { ApiError, BuilderClient, TICKET_HEADER } from "./client";
-import { FakeBuilder } from "../testing/fakeBuilder";
-import { record } from "../testing/fixtures";
+import { ApiClient, ApiError, TICKET_HEADER } from "./client";
 
-const tick = () => new Promise((r) => setTimeout(r, 5));
+interface Seen {
+  url: string;
+  headers: Record<string, string>;
+  credentials: RequestCredentials | undefined;
+}
 
-describe("BuilderClient", () => {
-  it("sends the ticket in a header, never in the URL", async () => {
-    const fake = new FakeBuilder();
-    const client = new BuilderClient("/jh/services/fancy-env/", "T", fake.fetch);
-    await client.createBuild("https://h/r.git", "main");
-    const [call] = fake.calls;
-    expect(call?.url).toBe("/jh/services/fancy-env/api/builds");
-    expect(call?.headers[TICKET_HEADER]).toBe("T");
-    expect(call?.url).not.toContain("T");
-    expect(JSON.parse(call?.body ?? "{}")).toEqual({ repo: "https://h/r.git", ref: "main" });
+function answering(status: number, body: string, seen: Seen[] = []) {
+  return (url: string, init: RequestInit = {}) => {
+    seen.push({ url, headers: init.headers as Record<string, string>, credentials: init.credentials });
+    return Promise.resolve(new Response(body, { status }));
+  };
+}
+
+describe("ApiClient", () => {
+  it.each([
+    ["/jh/services/fancy-env/", "api/builds", "/jh/services/fancy-env/api/builds"],
+    ["/jh/services/fancy-env", "api/builds", "/jh/services/fancy-env/api/builds"],
+    ["/jh/services/fancy-env/", "/jh/services/fancy-env/api/builds/b1/events", "/jh/services/fancy-env/api/builds/b1/events"],
+    ["/s/", "https://hub.example/s/api/links", "https://hub.example/s/api/links"],
+  ])("resolves %s + %s", (base, path, expected) => {
+    expect(new ApiClient(base, null).url(path)).toBe(expected);
   });
 
-  it("turns a refusal into an ApiError with the service's reason and field", async () => {
-    const fake = new FakeBuilder();
-    fake.answer = [400, { reason: "repo: not a Git URL", field: "repo" }];
-    const client = new BuilderClient("/b/", "T", fake.fetch);
-    const err = await client.createBuild("nope", "").catch((e: unknown) => e);
+  it("sends the ticket header when it has one, and same-origin credentials", async () => {
+    const seen: Seen[] = [];
+    await new ApiClient("/s/", "T", answering(200, "{}", seen)).json("api/x");
+    await new ApiClient("/s/", null, answering(200, "{}", seen)).json("api/x");
+    expect(seen.map((s) => s.headers[TICKET_HEADER])).toEqual(["T", undefined]);
+    expect(seen.map((s) => s.credentials)).toEqual(["same-origin", "same-origin"]);
+  });
+
+  it.each([
+    ["the schema's message and field", 400, '{"status": 400, "message": "ref: no such branch", "field": "ref"}', null,
+      "ref: no such branch", "ref"],
+    ["an older reason", 400, '{"reason": "repo: not a Git URL"}', null, "repo: not a Git URL", null],
+    ["a short text body", 502, "upstream down", null, "upstream down", null],
+    ["an HTML page: the status line", 500, "<html>oops</html>", null, "HTTP 500", null],
+    ["an expired ticket", 403, '{"message": "ticket expired"}', "T",
+      "ticket expired (reload the page if the form has been open a long time)", null],
+    ["a refusal of the service's own page", 403, '{"message": "not yours"}', null, "not yours", null],
+  ])("turns %s into an ApiError", async (_name, status, body, ticket, reason, field) => {
+    const client = new ApiClient("/s/", ticket, answering(status, body));
+    const err = await client.json("api/x").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
-    expect((err as ApiError).reason).toBe("repo: not a Git URL");
-    expect((err as ApiError).field).toBe("repo");
-  });
-
-  it("resumes a dropped stream with Last-Event-ID and loses no event", async () => {
-    const fake = new FakeBuilder();
-    const client = new BuilderClient("/b/", "T", fake.fetch);
-    const seen: BuildEvent[] = [];
-    const done = client.follow("b1", (e) => seen.push(e), { retryDelayMs: 1 });
-    await tick();
-    fake.emit(1, "fetching", "cloning");
-    fake.emit(2, "building", "step 1");
-    await tick();
-    fake.drop();
-    await tick();
-    await tick();
-    const streams = fake.callsTo("GET", "/events");
-    expect(streams).toHaveLength(2);
-    expect(streams[0]?.headers["Last-Event-ID"]).toBeUndefined();
-    expect(streams[1]?.headers["Last-Event-ID"]).toBe("2");
-    fake.emit(3, "built", "done", "img");
-    const last = await done;
-    expect(last.phase).toBe("built");
-    expect(seen.map((e) => e.message)).toEqual(["cloning", "step 1", "done"]);
-  });
-
-  it("reads history from {builds: [...]} or a bare list", async () => {
-    const fake = new FakeBuilder();
-    fake.history = [record({ id: "x" })];
-    const client = new BuilderClient("/b/", "T", fake.fetch);
-    expect(await client.history("r")).toHaveLength(1);
-    expect(fake.calls[0]?.url).toBe("/b/api/builds?mine=1&repo=r");
+    expect(err).toMatchObject({ status, reason, field });
   });
 });

@@ -1,19 +1,21 @@
 /**
- * The build service client of the form. Every request carries the form ticket in the
- * `X-Fancy-Env-Ticket` header (never in a URL or browser storage). The event stream is read
- * with fetch() so the header travels, and a dropped stream is resumed with `Last-Event-ID`.
+ * The one fetch wrapper of the frontend, shared by the build client (`api/builds.ts`), the
+ * event-stream reader (`api/events.ts`), environment links (`sharing/links.ts`) and the
+ * sharing service's building page (`building.ts`).
+ *
+ * - The base URL comes from the injected config (`builderUrl`, the service prefix under the
+ *   hub's base_url); never a hard-coded path.
+ * - The form ticket travels in the `X-Fancy-Env-Ticket` header (never in a URL or browser
+ *   storage); pages of the service itself pass no ticket and use the HubOAuth cookie.
+ * - A refusal becomes an `ApiError` carrying the service's message and the field it names
+ *   (`{status, message, field?}`, the schema of `ApiError` in `api/buildEvents.ts`).
  */
-import { SseParser } from "../sse";
-import type { BuildEvent, BuildRecord } from "./buildEvents";
 
 export const TICKET_HEADER = "X-Fancy-Env-Ticket";
-const TERMINAL: readonly string[] = ["built", "failed", "cancelled"];
 
-export function isTerminal(phase: string): boolean {
-  return TERMINAL.includes(phase);
-}
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
-/** A refusal by the build service: `reason` is its message, `field` the input it names. */
+/** A refusal by the service: `reason` is its message, `field` the input it names. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -24,170 +26,77 @@ export class ApiError extends Error {
   }
 }
 
-export interface StreamOptions {
-  signal?: AbortSignal;
-  /** Reconnects in a row without receiving an event before giving up. */
-  maxRetries?: number;
-  retryDelayMs?: number;
-}
-
-type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
-
-export class BuilderClient {
+export class ApiClient {
   constructor(
-    private readonly baseUrl: string,
-    private readonly ticket: string,
+    readonly baseUrl: string,
+    private readonly ticket: string | null,
     private readonly fetchImpl: FetchLike = (i, init) => fetch(i, init),
   ) {}
 
+  /** `path` under the base URL; an absolute path (`/...`) or a full URL is used as it is. */
   url(path: string): string {
+    if (path.startsWith("/") || /^[a-z][a-z0-9+.-]*:/i.test(path)) return path;
     return this.baseUrl.replace(/\/?$/, "/") + path;
   }
 
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { [TICKET_HEADER]: this.ticket, ...extra };
+  /** The request headers: the ticket (when there is one) plus `extra`. */
+  headers(extra: Record<string, string> = {}): Record<string, string> {
+    return this.ticket === null ? { ...extra } : { [TICKET_HEADER]: this.ticket, ...extra };
   }
 
-  private async json<T>(path: string, init: RequestInit = {}): Promise<T> {
-    const response = await this.fetchImpl(this.url(path), {
+  /** A same-origin request with the ticket header; the caller checks the status. */
+  fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    return this.fetchImpl(this.url(path), {
       credentials: "same-origin",
       ...init,
       headers: this.headers(init.headers as Record<string, string> | undefined),
     });
-    if (!response.ok) throw await apiError(response);
+  }
+
+  /** The JSON answer (`{}` when empty), or an `ApiError` for any non-2xx status. */
+  async json<T>(path: string, init: RequestInit = {}): Promise<T> {
+    const response = await this.fetch(path, init);
+    if (!response.ok) throw await this.error(response);
     const text = await response.text();
     return (text ? JSON.parse(text) : {}) as T;
   }
 
-  createBuild(repo: string, ref: string): Promise<BuildRecord> {
-    return this.json<BuildRecord>("api/builds", {
-      method: "POST",
+  /** `method` with a JSON body. */
+  send<T>(method: string, path: string, body: unknown): Promise<T> {
+    return this.json<T>(path, {
+      method,
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ repo, ref }),
+      body: JSON.stringify(body),
     });
   }
 
-  cancel(id: string): Promise<unknown> {
-    return this.json(`api/builds/${encodeURIComponent(id)}`, { method: "DELETE" });
-  }
-
-  async history(repo?: string): Promise<BuildRecord[]> {
-    const query = new URLSearchParams({ mine: "1" });
-    if (repo) query.set("repo", repo);
-    const body = await this.json<unknown>(`api/builds?${query.toString()}`);
-    if (Array.isArray(body)) return body as BuildRecord[];
-    const builds = (body as { builds?: unknown }).builds;
-    return Array.isArray(builds) ? (builds as BuildRecord[]) : [];
-  }
-
-  /**
-   * Follow a build's events until a terminal phase; resumes after a dropped connection with
-   * Last-Event-ID so no line is lost or repeated. Resolves with the terminal event.
-   */
-  async follow(
-    id: string,
-    onEvent: (event: BuildEvent) => void,
-    options: StreamOptions = {},
-  ): Promise<BuildEvent> {
-    const { signal, maxRetries = 5, retryDelayMs = 500 } = options;
-    const parser = new SseParser();
-    let failures = 0;
-    for (;;) {
-      const got = { count: 0 };
-      try {
-        const terminal = await this.readStream(id, parser, onEvent, got, signal);
-        if (terminal) return terminal;
-      } catch (err) {
-        if (err instanceof ApiError || signal?.aborted) throw err;
-      }
-      failures = got.count > 0 ? 1 : failures + 1;
-      if (failures > maxRetries) {
-        throw new ApiError(0, "Lost the connection to the build service.");
-      }
-      await sleep(retryDelayMs * failures, signal);
+  /** The `ApiError` of a refused response (reads its body). */
+  async error(response: Response): Promise<ApiError> {
+    const error = await apiError(response);
+    if (this.ticket === null || error.field || (response.status !== 401 && response.status !== 403)) {
+      return error;
     }
-  }
-
-  private async readStream(
-    id: string,
-    parser: SseParser,
-    onEvent: (event: BuildEvent) => void,
-    got: { count: number },
-    signal?: AbortSignal,
-  ): Promise<BuildEvent | null> {
-    const headers = this.headers({ Accept: "text/event-stream" });
-    if (parser.lastEventId !== null) headers["Last-Event-ID"] = parser.lastEventId;
-    const init: RequestInit = { headers, credentials: "same-origin", cache: "no-store" };
-    if (signal) init.signal = signal;
-    const response = await this.fetchImpl(
-      this.url(`api/builds/${encodeURIComponent(id)}/events`),
-      init,
-    );
-    if (!response.ok) {
-      const error = await apiError(response);
-      if (response.status >= 500) throw new Error(error.reason);
-      throw error;
-    }
-    if (!response.body) throw new Error("no response body");
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return null;
-      for (const message of parser.feed(decoder.decode(value, { stream: true }))) {
-        const event = parseEvent(message.data);
-        if (!event) continue;
-        got.count += 1;
-        onEvent(event);
-        if (isTerminal(event.phase)) {
-          await reader.cancel().catch(() => undefined);
-          return event;
-        }
-      }
-    }
+    // the ticket expires: a form left open for long needs a reload
+    const reason = `${error.reason} (reload the page if the form has been open a long time)`;
+    return new ApiError(error.status, reason, error.field);
   }
 }
 
-function parseEvent(data: string): BuildEvent | null {
-  try {
-    const value: unknown = JSON.parse(data);
-    if (typeof value === "object" && value !== null && "phase" in value) {
-      return value as BuildEvent;
-    }
-  } catch {
-    // not JSON: ignore
-  }
-  return null;
-}
-
-async function apiError(response: Response): Promise<ApiError> {
-  let reason = `${response.status} ${response.statusText}`.trim();
+/** Read the service's `{status, message, field?}` body; falls back to the status line. */
+export async function apiError(response: Response): Promise<ApiError> {
+  let reason = `HTTP ${response.status} ${response.statusText}`.trim();
   let field: string | null = null;
+  const text = await response.text().catch(() => "");
   try {
-    const text = await response.text();
-    try {
-      const body = JSON.parse(text) as Record<string, unknown>;
-      const found = body["reason"] ?? body["message"] ?? body["error"] ?? body["detail"];
+    const body: unknown = JSON.parse(text);
+    if (typeof body === "object" && body !== null) {
+      const fields = body as Record<string, unknown>;
+      const found = fields["message"] ?? fields["reason"] ?? fields["error"] ?? fields["detail"];
       if (typeof found === "string" && found) reason = found;
-      if (typeof body["field"] === "string") field = body["field"];
-    } catch {
-      if (text && text.length < 300 && !text.includes("<")) reason = text;
+      if (typeof fields["field"] === "string") field = fields["field"];
     }
   } catch {
-    // keep the status line
-  }
-  if (response.status === 401 || response.status === 403) {
-    if (!field) reason = `${reason} (reload the page if the form has been open a long time)`;
+    if (text && text.length < 300 && !text.includes("<")) reason = text;
   }
   return new ApiError(response.status, reason, field);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      reject(new DOMException("aborted", "AbortError"));
-    });
-  });
 }

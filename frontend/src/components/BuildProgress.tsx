@@ -1,6 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-
-export const STEPS = ["queued", "resolving", "fetching", "building", "pushing", "built"];
+import { type BuildPhase, PROGRESS_STEPS as STEPS } from "../api/buildEvents";
 
 export function formatDuration(ms: number): string {
   const total = Math.max(0, Math.round(ms / 1000));
@@ -10,8 +9,8 @@ export function formatDuration(ms: number): string {
 }
 
 interface Props {
-  phase: string | null;
-  lastActive: string | null;
+  phase: BuildPhase | null;
+  lastActive: BuildPhase | null;
   startedAt: number | null;
   estimateMs: number | null;
   running: boolean;

@@ -1,4 +1,5 @@
 import type { BuildRecord } from "../api/buildEvents";
+import type { ApiClient } from "../api/client";
 import { ShareLink } from "../sharing/ShareLink";
 import { toMs } from "../time";
 
@@ -30,7 +31,7 @@ interface Props {
   disabled: boolean;
   onStart: (record: BuildRecord) => void;
   /** Offer "Share" (an environment link pinned to the build's commit) when set. */
-  share?: { builderUrl: string; ticket: string; profile: string } | undefined;
+  share?: { client: ApiClient; profile: string } | undefined;
 }
 
 /** The user's recent environments (server-side history): one click starts one again. */
@@ -59,8 +60,7 @@ export function RecentBuilds({ records, disabled, onStart, share }: Props) {
             </button>
             {share && (
               <ShareLink
-                builderUrl={share.builderUrl}
-                ticket={share.ticket}
+                client={share.client}
                 request={{ profile: share.profile, build_id: r.id }}
                 label={`${shortRepo(r.repo)} at ${r.ref || "HEAD"}`}
               />

@@ -1,4 +1,4 @@
-import type { BuildState } from "../useBuild";
+import type { BuildState, BuildStatus } from "../useBuild";
 import { BuildLog } from "./BuildLog";
 import { BuildProgress } from "./BuildProgress";
 
@@ -12,7 +12,7 @@ interface Props {
   onCancel: () => void;
 }
 
-const BUSY = ["requesting", "running"];
+const BUSY: readonly BuildStatus[] = ["requesting", "running"];
 
 interface TextFieldProps {
   class: string;
@@ -57,67 +57,91 @@ function TextField(p: TextFieldProps) {
   );
 }
 
-/** Repository + ref, "Build and start", the live log and the progress of the build. */
-export function RepoPanel({ repo, gitRef, build, onRepo, onRef, onBuild, onCancel }: Props) {
+/** The repository URL and ref inputs, each with the refusal that names it. */
+function RepoFields({ repo, gitRef, build, onRepo, onRef }: Props) {
   const busy = BUSY.includes(build.status);
   const repoError = build.fieldError?.field === "repo" ? build.fieldError.reason : null;
   const refError = build.fieldError?.field === "ref" ? build.fieldError.reason : null;
+  return (
+    <div class="row g-2">
+      <TextField
+        class="col-sm-8"
+        id="fe-repo"
+        label="Repository URL"
+        inputMode="url"
+        autoComplete="url"
+        placeholder="https://example.org/you/project.git"
+        value={repo}
+        disabled={busy}
+        error={repoError}
+        onValue={onRepo}
+      />
+      <TextField
+        class="col-sm-4"
+        id="fe-ref"
+        label="Branch, tag or commit"
+        placeholder="HEAD"
+        value={gitRef}
+        disabled={busy}
+        error={refError}
+        onValue={onRef}
+      />
+    </div>
+  );
+}
+
+/** "Build and start", and "Cancel build" while one runs. */
+function BuildButtons({ repo, build, onBuild, onCancel }: Props) {
+  const busy = BUSY.includes(build.status);
+  return (
+    <div class="mt-3 d-flex gap-2">
+      <button type="button" class="btn btn-primary" disabled={busy || !repo.trim()} onClick={onBuild}>
+        Build and start
+      </button>
+      {busy && (
+        <button type="button" class="btn btn-outline-danger" onClick={onCancel} disabled={!build.id}>
+          Cancel build
+        </button>
+      )}
+    </div>
+  );
+}
+
+/** The progress bar, the failure and the live log of the build. */
+function BuildOutput({ build }: { build: BuildState }) {
   const showProgress = build.status !== "idle" && build.status !== "requesting";
+  return (
+    <>
+      {showProgress && (
+        <BuildProgress
+          phase={build.phase}
+          lastActive={build.lastActive}
+          startedAt={build.startedAt}
+          estimateMs={build.estimateMs}
+          running={BUSY.includes(build.status)}
+        />
+      )}
+      {build.failure && (
+        <div class="alert alert-danger mt-3 mb-0" id="fe-build-failure">
+          {build.failure}
+        </div>
+      )}
+      {build.log.length > 0 && <BuildLog lines={build.log} dropped={build.dropped} />}
+    </>
+  );
+}
+
+/** Repository + ref, "Build and start", the live log and the progress of the build. */
+export function RepoPanel(props: Props) {
   return (
     <section class="fe-repo card mt-3" aria-labelledby="fe-repo-heading">
       <div class="card-body">
         <h2 id="fe-repo-heading" class="fs-5">
           Build from a Git repository
         </h2>
-        <div class="row g-2">
-          <TextField
-            class="col-sm-8"
-            id="fe-repo"
-            label="Repository URL"
-            inputMode="url"
-            autoComplete="url"
-            placeholder="https://example.org/you/project.git"
-            value={repo}
-            disabled={busy}
-            error={repoError}
-            onValue={onRepo}
-          />
-          <TextField
-            class="col-sm-4"
-            id="fe-ref"
-            label="Branch, tag or commit"
-            placeholder="HEAD"
-            value={gitRef}
-            disabled={busy}
-            error={refError}
-            onValue={onRef}
-          />
-        </div>
-        <div class="mt-3 d-flex gap-2">
-          <button type="button" class="btn btn-primary" disabled={busy || !repo.trim()} onClick={onBuild}>
-            Build and start
-          </button>
-          {busy && (
-            <button type="button" class="btn btn-outline-danger" onClick={onCancel} disabled={!build.id}>
-              Cancel build
-            </button>
-          )}
-        </div>
-        {showProgress && (
-          <BuildProgress
-            phase={build.phase}
-            lastActive={build.lastActive}
-            startedAt={build.startedAt}
-            estimateMs={build.estimateMs}
-            running={busy}
-          />
-        )}
-        {build.failure && (
-          <div class="alert alert-danger mt-3 mb-0" id="fe-build-failure">
-            {build.failure}
-          </div>
-        )}
-        {build.log.length > 0 && <BuildLog lines={build.log} dropped={build.dropped} />}
+        <RepoFields {...props} />
+        <BuildButtons {...props} />
+        <BuildOutput build={props.build} />
       </div>
     </section>
   );

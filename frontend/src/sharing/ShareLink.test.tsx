@@ -2,6 +2,7 @@ import "@testing-library/jest-dom/vitest";
 import { cleanup, render, screen } from "@testing-library/preact";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it } from "vitest";
+import { ApiClient } from "../api/client";
 import { createLink } from "./links";
 import { ShareLink } from "./ShareLink";
 
@@ -11,10 +12,15 @@ interface Call {
 }
 
 function fakeFetch(status: number, body: unknown, calls: Call[]) {
-  return async (url: string, init?: RequestInit) => {
+  return (url: string, init?: RequestInit) => {
     calls.push({ url, init });
-    return new Response(JSON.stringify(body), { status });
+    return Promise.resolve(new Response(JSON.stringify(body), { status }));
   };
+}
+
+/** The client the form makes from its config, over a fake fetch. */
+function client(base: string, ticket: string, status: number, body: unknown, calls: Call[] = []) {
+  return new ApiClient(base, ticket, fakeFetch(status, body, calls));
 }
 
 const CREATED = {
@@ -31,14 +37,14 @@ afterEach(() => cleanup());
 describe("createLink", () => {
   it("posts the request with the ticket header, never in the URL", async () => {
     const calls: Call[] = [];
-    const made = await createLink("/jh/services/fancy-env", "T1", { profile: "repo", build_id: "b1" },
-      fakeFetch(201, CREATED, calls));
+    const made = await createLink(client("/jh/services/fancy-env", "T1", 201, CREATED, calls),
+      { profile: "repo", build_id: "b1" });
     expect(made.full_url).toBe(CREATED.full_url);
     expect(calls[0].url).toBe("/jh/services/fancy-env/api/links");
     expect(calls[0].url).not.toContain("T1");
     const headers = calls[0].init?.headers as Record<string, string>;
     expect(headers["X-Fancy-Env-Ticket"]).toBe("T1");
-    expect(JSON.parse(String(calls[0].init?.body))).toEqual({ profile: "repo", build_id: "b1" });
+    expect(JSON.parse(calls[0].init?.body as string)).toEqual({ profile: "repo", build_id: "b1" });
   });
 
   it.each([
@@ -46,7 +52,7 @@ describe("createLink", () => {
     [403, { status: 403, message: "autostart: one-click launch is turned off" }, "one-click"],
     [500, "an HTML error page", "HTTP 500"],
   ])("reports a %i with the service's message", async (status, body, words) => {
-    await expect(createLink("/s/", "T", { profile: "x" }, fakeFetch(status, body, []))).rejects
+    await expect(createLink(client("/s/", "T", status, body), { profile: "x" })).rejects
       .toThrow(words);
   });
 });
@@ -56,8 +62,8 @@ describe("ShareLink", () => {
     const calls: Call[] = [];
     const user = userEvent.setup();
     render(
-      <ShareLink builderUrl="/s/" ticket="T" label="org/env at main"
-        request={{ profile: "repo", build_id: "b1" }} fetchImpl={fakeFetch(201, CREATED, calls)} />,
+      <ShareLink client={client("/s/", "T", 201, CREATED, calls)} label="org/env at main"
+        request={{ profile: "repo", build_id: "b1" }} />,
     );
     await user.click(screen.getByRole("button", { name: "Share org/env at main" }));
     expect(await screen.findByRole("textbox", { name: "Link to org/env at main" })).toHaveValue(
@@ -70,8 +76,8 @@ describe("ShareLink", () => {
   it("shows the refusal", async () => {
     const user = userEvent.setup();
     render(
-      <ShareLink builderUrl="/s/" ticket="T" label="env" request={{ profile: "gpu" }}
-        fetchImpl={fakeFetch(403, { message: "you may not share this environment" }, [])} />,
+      <ShareLink client={client("/s/", "T", 403, { message: "you may not share this environment" })}
+        label="env" request={{ profile: "gpu" }} />,
     );
     await user.click(screen.getByRole("button", { name: "Share env" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("you may not share");

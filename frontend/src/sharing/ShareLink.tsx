@@ -1,62 +1,69 @@
 import { useState } from "preact/hooks";
+import type { ApiClient } from "../api/client";
 import { createLink, type LinkCreated, type LinkRequest } from "./links";
 
-type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
-
 interface Props {
-  builderUrl: string;
-  ticket: string;
+  client: ApiClient;
   request: LinkRequest;
   /** Label of what is shared, e.g. "org/repo at main". */
   label: string;
-  fetchImpl?: FetchLike;
 }
 
-/** "Share this environment": creates a pinned link and shows it (once) with a Copy button. */
-export function ShareLink({ builderUrl, ticket, request, label, fetchImpl }: Props) {
+interface ShareState {
+  link: LinkCreated | null;
+  error: string;
+  busy: boolean;
+  share: () => Promise<void>;
+}
+
+/** Create the link once, on demand; the refusal's message is kept for display. */
+export function useShareLink(client: ApiClient, request: LinkRequest): ShareState {
   const [link, setLink] = useState<LinkCreated | null>(null);
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
-  const [copied, setCopied] = useState(false);
-
-  async function share() {
+  async function share(): Promise<void> {
     setBusy(true);
     setError("");
     try {
-      setLink(await createLink(builderUrl, ticket, request, fetchImpl));
+      setLink(await createLink(client, request));
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
     } finally {
       setBusy(false);
     }
   }
+  return { link, error, busy, share };
+}
 
-  async function copy() {
-    if (!link) return;
-    try {
-      await navigator.clipboard.writeText(link.full_url);
-      setCopied(true);
-    } catch {
-      setCopied(false);
-    }
-  }
-
-  if (link) {
-    return (
-      <div class="fe-share-link d-flex gap-2 align-items-center">
-        <input
-          class="form-control form-control-sm"
-          readOnly
-          value={link.full_url}
-          aria-label={`Link to ${label}`}
-          onFocus={(e) => (e.currentTarget as HTMLInputElement).select()}
-        />
-        <button type="button" class="btn btn-sm btn-outline-secondary" onClick={copy}>
-          {copied ? "Copied" : "Copy"}
-        </button>
-      </div>
+/** The created link, read-only and selected on focus, with a Copy button. */
+function CreatedLink({ link, label }: { link: LinkCreated; label: string }) {
+  const [copied, setCopied] = useState(false);
+  const copy = (): void => {
+    navigator.clipboard.writeText(link.full_url).then(
+      () => setCopied(true),
+      () => setCopied(false),
     );
-  }
+  };
+  return (
+    <div class="fe-share-link d-flex gap-2 align-items-center">
+      <input
+        class="form-control form-control-sm"
+        readOnly
+        value={link.full_url}
+        aria-label={`Link to ${label}`}
+        onFocus={(e) => e.currentTarget.select()}
+      />
+      <button type="button" class="btn btn-sm btn-outline-secondary" onClick={copy}>
+        {copied ? "Copied" : "Copy"}
+      </button>
+    </div>
+  );
+}
+
+/** "Share this environment": creates a pinned link and shows it (once) with a Copy button. */
+export function ShareLink({ client, request, label }: Props) {
+  const { link, error, busy, share } = useShareLink(client, request);
+  if (link) return <CreatedLink link={link} label={label} />;
   return (
     <span class="fe-share-link">
       <button
@@ -64,7 +71,7 @@ export function ShareLink({ builderUrl, ticket, request, label, fetchImpl }: Pro
         class="btn btn-sm btn-outline-secondary"
         disabled={busy}
         aria-label={`Share ${label}`}
-        onClick={share}
+        onClick={() => void share()}
       >
         Share
       </button>

@@ -17,7 +17,9 @@ export class FakeBuilder {
   private streams: ReadableStreamDefaultController<Uint8Array>[] = [];
   private encoder = new TextEncoder();
 
-  fetch = async (url: string, init: RequestInit = {}): Promise<Response> => {
+  fetch = (url: string, init: RequestInit = {}): Promise<Response> => Promise.resolve(this.respond(url, init));
+
+  private respond(url: string, init: RequestInit): Response {
     const method = (init.method ?? "GET").toUpperCase();
     const headers = { ...(init.headers as Record<string, string> | undefined) };
     this.calls.push({ method, url, headers, body: (init.body as string | undefined) ?? null });
@@ -32,7 +34,7 @@ export class FakeBuilder {
     }
     if (method === "DELETE") return json({ status: "cancelled" }, 202);
     return json({ builds: this.history }, 200);
-  };
+  }
 
   private stream(signal?: AbortSignal): Response {
     const body = new ReadableStream<Uint8Array>({
