@@ -3,13 +3,16 @@
 Each build runs `python -m fancy_env.builder.r2d_run --engine docker-api --json-logs --no-run`
 as an asyncio subprocess that dies with the service (PR_SET_PDEATHSIG), so a killed service
 never leaves a build behind; the engine aborts a build whose client went away. Cancel and
-timeouts terminate the process group.
+timeouts terminate the process group. Registry credentials reach only that process's
+environment (`CONTAINER_ENGINE_REGISTRY_CREDENTIALS`, read by repo2docker's engine for the
+push): the engine gets them per push request, never a build argument or a build container.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -20,6 +23,7 @@ from ..git import git_env
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
 
 PR_SET_PDEATHSIG = 1
+CREDENTIALS_ENV = "CONTAINER_ENGINE_REGISTRY_CREDENTIALS"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -70,6 +74,9 @@ class DockerExecutor(Executor):
     async def run(self, job: BuildJob, emit: Emit) -> None:
         env = git_env()
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env.pop(CREDENTIALS_ENV, None)
+        if job.push and self.registry_credentials:  # repo2docker's engine reads them; only its
+            env[CREDENTIALS_ENV] = json.dumps(self.registry_credentials)  # push uses them
         proc = await asyncio.create_subprocess_exec(
             *self.command(job),
             stdin=asyncio.subprocess.DEVNULL,
