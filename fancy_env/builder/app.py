@@ -31,6 +31,7 @@ from .db import Store
 from .executors import EXECUTORS, Executor
 from .registry import (
     EngineChecker,
+    LocalCopyChecker,
     RegistryChecker,
     RememberingChecker,
     TableChecker,
@@ -260,6 +261,8 @@ class BuilderApp(Application):
                 else "BuilderApp.registry_credentials_file"
             )
             checker = RegistryChecker(self.registry_url, credential, source)
+            if self.executor_class == "docker":  # servers start from this engine's copy
+                checker = LocalCopyChecker(checker, EngineChecker(self.docker_socket))
         else:
             checker = EngineChecker(self.docker_socket)
         if self.cache_check_ttl > 0:

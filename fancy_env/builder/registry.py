@@ -8,6 +8,9 @@ until it expires), or `GET /images/<name>/json` on the engine's Unix socket.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import re
 import time
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -231,6 +234,62 @@ class EngineChecker:
             return False
         if code != 200:
             raise CacheCheckError(f"container engine answered {code}")
+        return True
+
+    async def pull(self, image: str, auth: dict[str, str] | None) -> None:
+        """`POST /images/create`: the engine pulls `image`, with `auth` for that request only."""
+        name, tag = split_image(image)
+        query = urlencode({"fromImage": name, "tag": tag})
+        header = ""
+        if auth:
+            blob = json.dumps({"username": auth["username"], "password": auth["password"],
+                               "serveraddress": registry_host(auth["registry"])})  # fmt: skip
+            header = "X-Registry-Auth: " + base64.urlsafe_b64encode(blob.encode()).decode() + "\r\n"
+        try:
+            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=1 << 20)
+        except OSError as e:
+            raise CacheCheckError(f"container engine unreachable: {e}") from e
+        try:
+            request = f"POST /images/create?{query} HTTP/1.0\r\nHost: docker\r\n{header}\r\n"
+            writer.write(request.encode("ascii"))
+            await writer.drain()
+            body = (await reader.read()).decode("utf-8", "replace")
+        finally:
+            writer.close()
+        status, _, rest = body.partition("\r\n")
+        error = re.search(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"', rest) or re.search(
+            r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"', rest
+        )
+        if " 200 " not in status + " " or error:
+            detail = error.group(1) if error else status
+            raise CacheCheckError(f"the engine could not pull {image} from the registry: {detail}")
+
+
+class LocalCopyChecker:
+    """The registry has it, and so does the local engine the servers start from.
+
+    On one machine (the Docker executor, DockerSpawner on the same engine) a server starts
+    from the engine's copy and never pulls: only the build service holds the registry's
+    credentials. When the registry has an image the engine lacks (pruned, another engine
+    built it), the service pulls it through the engine's API with the credential in that one
+    request (`X-Registry-Auth`; nothing is stored, no `docker login`). A failed pull makes
+    the image "not cached", so it is rebuilt and the server still launches."""
+
+    def __init__(
+        self, registry: RegistryChecker, engine: EngineChecker, timeout: float = 600
+    ) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.timeout = timeout
+
+    async def exists(self, image: str) -> bool:
+        if not await self.registry.exists(image):
+            return False
+        if await self.engine.exists(image):
+            return True
+        credential = self.registry.credential
+        auth = credential.engine_auth(self.registry.registry_url) if credential else None
+        await asyncio.wait_for(self.engine.pull(image, auth), self.timeout)
         return True
 
 

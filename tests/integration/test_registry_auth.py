@@ -5,7 +5,8 @@ the shared one is not touched), real repo2docker builds through the local engine
 service as a subprocess with `BuilderApp.registry_credentials_file`:
 
 - a build pushes with the service's credentials; the next request is a cache hit with no
-  executor run (`fancy_env_executor_runs_total` does not move);
+  executor run (`fancy_env_executor_runs_total` does not move), also after the local engine
+  lost its copy (the service pulls it with its credential, so servers still launch);
 - the password is in no build log (a `RUN env` step prints the build's environment), not in
   the image's history, config or layers (`docker save`);
 - an anonymous upload (`POST /v2/<name>/blobs/uploads/`) and a `docker push` without
@@ -89,6 +90,17 @@ def test_push_with_credentials_cache_hit_and_no_leak(
         assert again.status_code == 200, again.text
         assert again.json()["cache_hit"] is True and again.json()["status"] == "built"
         assert executor_runs(svc) == runs, "a cache hit must not run repo2docker"
+
+        # the engine lost its copy: the service pulls it (with its credential), no rebuild,
+        # so DockerSpawner (which never holds the credential) finds the image locally again
+        subprocess.run(["docker", "rmi", first["image"]], check=True, capture_output=True)
+        third = svc.post("alice", repo.url)
+        assert third.status_code == 200 and third.json()["cache_hit"] is True, third.text
+        assert executor_runs(svc) == runs
+        present = subprocess.run(
+            ["docker", "image", "inspect", first["image"]], capture_output=True
+        )
+        assert present.returncode == 0, "the image is back in the local engine"
         service_log = svc.tail(100000)
     finally:
         svc.stop()
