@@ -7,15 +7,19 @@ registry without auth), `registry_get()` asks the registry with them.
 
 `RegistryProcess(tmp_path).start()` runs a private Debian `docker-registry` on a free loopback
 port with htpasswd auth (its own user, password, data directory), stopped by its PID.
+`TokenRegistry(tmp_path).start()` runs one in token-auth mode (`auth.token`): a certificate
+the test makes, and tests/support/token_issuer.py on another loopback port as its realm.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import secrets
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,3 +181,102 @@ class RegistryProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+def make_signing_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed RSA certificate and its key (PEM) for signing registry tokens."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fancy-env test token issuer")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    key_path, cert_path = directory / "token.key", directory / "token.crt"
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))  # fmt: skip
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+@dataclass
+class TokenRegistry(RegistryProcess):
+    """docker-registry in token-auth mode with a token issuer the test runs on 127.0.0.1."""
+
+    service: str = "fancy-env-test-registry"
+    issuer: str = "fancy-env-test-issuer"
+    expires_in: int = 300
+    issuer_port: int = 0
+    issuer_proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.issuer_port}/token"
+
+    @property
+    def issuer_log(self) -> Path:
+        return self.state / "issuer-requests.log"
+
+    def token_requests(self) -> list[str]:
+        try:
+            return self.issuer_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def auth_config(self) -> str:
+        key, cert = make_signing_cert(self.state)
+        password_file = self.state / "issuer-password"
+        password_file.write_text(self.password)
+        password_file.chmod(0o600)
+        self.issuer_port = self.issuer_port or free_port()
+        root = Path(__file__).resolve().parents[2]
+        log = (self.state / "issuer.log").open("ab")
+        self.issuer_proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.token_issuer", "--port", str(self.issuer_port),
+             "--key", str(key), "--cert", str(cert), "--issuer", self.issuer,
+             "--service", self.service, "--user", self.user,
+             "--password-file", str(password_file), "--log", str(self.issuer_log),
+             "--expires-in", str(self.expires_in)],
+            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self._issuer_up, timeout=20, what="token issuer")
+        return (
+            f"auth:\n  token:\n    realm: {self.realm}\n    service: {self.service}\n"
+            f"    issuer: {self.issuer}\n    rootcertbundle: {cert}\n"
+        )
+
+    def _issuer_up(self) -> bool:
+        if self.issuer_proc is not None and self.issuer_proc.poll() is not None:
+            raise RuntimeError("token issuer exited")
+        try:
+            requests.get(self.realm, timeout=2)
+        except requests.ConnectionError:
+            return False
+        self.issuer_log.unlink(missing_ok=True)
+        return True
+
+    def token(self, scope: str) -> str:
+        r = requests.get(self.realm, params={"service": self.service, "scope": scope},
+                         auth=(self.user, self.password), timeout=10)  # fmt: skip
+        r.raise_for_status()
+        return str(r.json()["token"])
+
+    def stop(self) -> None:
+        super().stop()
+        if self.issuer_proc is not None and self.issuer_proc.poll() is None:
+            self.issuer_proc.terminate()
+            self.issuer_proc.wait(timeout=15)
+        self.issuer_proc = None
