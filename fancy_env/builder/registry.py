@@ -93,7 +93,11 @@ class RegistryChecker:
             authorization = await self._answer(challenge, scope)
             response = await self._head(url, authorization)
             if response.code == 401:
-                raise self._refused(401)
+                again = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+                scope_denied = again is not None and again.params.get("error") == (
+                    "insufficient_scope"
+                )  # fmt: skip
+                raise self._refused(403 if scope_denied else 401, path)
         if response.code == 403:
             raise self._refused(403, path)
         if response.code == 404:

@@ -133,6 +133,16 @@ async def test_refusals_name_the_registry_and_the_fix(
     assert "wrong" not in message and reg.password not in message
 
 
+async def test_a_token_without_the_scope_is_a_rights_error(token_registry: TokenRegistry) -> None:
+    reg = token_registry
+    client = checker(reg, RegistryCredential(reg.user, reg.password))
+    with pytest.raises(RegistryAuthError) as e:
+        await client.exists(f"{reg.addr}/denied/env:v1")
+    message = str(e.value)
+    assert f"registry {reg.addr} denied user {reg.user!r} access to denied/env" in message
+    assert "give that account pull and push rights" in message
+
+
 def executor_runs(svc: BuilderProcess) -> float:
     m = re.search(r"^fancy_env_executor_runs_total ([0-9.]+)$", svc.get("metrics").text, re.M)
     return float(m.group(1)) if m else 0.0

@@ -5,8 +5,8 @@
 
 - `GET /token?service=S&scope=repository:name:pull,push` with Basic auth U:password -> a JWT
   (RS256, the certificate in its `x5c` header, as docker-registry's `auth.token` verifies it)
-  granting the requested actions; without auth -> a token granting nothing (like Docker Hub's
-  anonymous tokens); with a wrong password -> 401.
+  granting the requested actions (none for repositories under `denied/`); without auth -> a
+  token granting nothing (like Docker Hub's anonymous tokens); a wrong password -> 401.
 - `POST /token` with `grant_type=refresh_token&refresh_token=<identity token>` (the OAuth2
   form): the identity token is the password file's content reversed, for tests.
 
@@ -51,7 +51,8 @@ def parse_scopes(values: list[str]) -> list[dict[str, Any]]:
         for scope in value.split():
             kind, _, rest = scope.partition(":")
             name, _, actions = rest.rpartition(":")
-            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+            granted = [] if name.startswith("denied/") else actions.split(",")
+            access.append({"type": kind, "name": name, "actions": granted})
     return access
 
 
