@@ -33,6 +33,7 @@ from .up import (
     build_network_problem,
     connect_host,
     default_profile_list,
+    default_registry_credentials,
     docker_problem,
     free_port,
     image_present,
@@ -131,6 +132,21 @@ class UpApp(Application):
         server on this machine, as the tests use). Off by default: a hub must not let users
         make it fetch from its own loopback services.""",
     )
+    registry = Unicode(
+        "",
+        config=True,
+        help="""Push built images to this registry (`host:port`, e.g. 127.0.0.1:5000, the one
+        scripts/setup.sh runs with htpasswd auth) instead of keeping them on the local engine
+        only. Servers still start from the engine's copy; the build service alone holds the
+        registry's credentials (registry_credentials_file).""",
+    )
+    registry_credentials_file = Unicode(
+        "",
+        config=True,
+        help="""Docker config JSON with the registry's credentials (mode 0600). Default: the
+        registry-auth.json scripts/setup.sh wrote ($FANCY_ENV_STATE, /var/lib/fancy-env as
+        root), when it has an entry for --registry. Only its path goes into the hub config.""",
+    )
     sharing = Bool(
         True,
         config=True,
@@ -160,6 +176,8 @@ class UpApp(Application):
         "state-dir": "UpApp.state_dir",
         "config": "UpApp.config_file",
         "image": "UpApp.image",
+        "registry": "UpApp.registry",
+        "registry-credentials": "UpApp.registry_credentials_file",
         "log-level": "Application.log_level",
     }
     flags = {
@@ -221,6 +239,17 @@ class UpApp(Application):
         answer = input(f"The single-user image {self.image} is missing. Build it now? [Y/n] ")
         return answer.strip().lower() in ("", "y", "yes")
 
+    def _registry_credentials(self) -> str:
+        """The credentials file for --registry: the one given, else setup.sh's (if it fits)."""
+        if self.registry_credentials_file:
+            return str(Path(self.registry_credentials_file).expanduser().resolve())
+        if not self.registry:
+            return ""
+        setup_state = os.environ.get("FANCY_ENV_STATE") or (
+            "/var/lib/fancy-env" if os.geteuid() == 0 else "~/.local/state/fancy-env"
+        )
+        return default_registry_credentials(self.registry, Path(setup_state).expanduser())
+
     def write_config(self) -> HubSettings:
         user_config = Path(self.config_file).expanduser().resolve() if self.config_file else None
         settings = HubSettings(
@@ -237,6 +266,8 @@ class UpApp(Application):
             sharing=self.sharing,
             up_id=up_id_for(self.state),
             profile_list=default_profile_list(self.image, self.allow_loopback_repos),
+            registry=self.registry,
+            registry_credentials_file=self._registry_credentials(),
         )
         path = self.state / "jupyterhub_config.py"
         path.write_text(render_hub_config(settings))

@@ -92,6 +92,12 @@ def update_service_config(service: dict[str, Any], section: str, values: dict[st
     write_private(path, json.dumps(data, default=str, indent=1))
 
 
+def _names_registry(image_prefix: str) -> bool:
+    """`127.0.0.1:5000/x/` or `ghcr.io/o/` (pushed to a registry), not `fancy-env/`."""
+    host = image_prefix.split("/", 1)[0]
+    return "." in host or ":" in host or host == "localhost"
+
+
 def _get(config: Any, name: str, default: Any) -> Any:
     return config[name] if name in config else default
 
@@ -117,12 +123,16 @@ def setup(
     allow_loopback_repos: bool = False,
     grant_to_all_users: bool = True,
     builder_config: dict[str, dict[str, Any]] | None = None,
+    registry_credentials_file: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Register the build service and point the spawners at it; returns the service entry.
 
     `builder_config` holds extra build-service config by class, e.g.
     `{"BuilderApp": {"max_concurrent_builds": 4}, "DockerExecutor": {"user_id": 1000}}`.
     `allow_loopback_repos` lets users build from http://127.0.0.1 (tests, demos only).
+    `registry_credentials_file`: the path (never the secret: the hub stores the service's
+    environment in its database) of the Docker config JSON with the registry's credentials,
+    for an `image_prefix` that names a registry; default $FANCY_ENV_REGISTRY_AUTH.
     """
     state = private_dir(Path(state_dir or Path.cwd() / "fancy-env-builder").resolve())
     ticket_secret = _secret(state, "ticket_secret")
@@ -131,6 +141,9 @@ def setup(
     prefix = f"{base_url}services/{name}/"
 
     app_config: dict[str, Any] = {"executor_class": executor, "image_prefix": image_prefix}
+    credentials = registry_credentials_file or os.environ.get("FANCY_ENV_REGISTRY_AUTH", "")
+    if credentials and _names_registry(image_prefix):
+        app_config["registry_credentials_file"] = str(Path(credentials).resolve())
     if allow_loopback_repos:
         app_config["allowed_http_hosts"] = LOOPBACK_HOSTS
         app_config["allowed_private_hosts"] = LOOPBACK_HOSTS

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import pprint
 import signal
@@ -218,6 +219,8 @@ class HubSettings:
     sharing: bool = True
     up_id: str = ""
     profile_list: list[dict[str, Any]] = field(default_factory=list)
+    registry: str = ""  # host:port: push builds there (and cache-check there); "" = engine only
+    registry_credentials_file: str = ""  # its Docker config JSON (setup.sh's registry-auth.json)
 
 
 CONFIG_TEMPLATE = """\
@@ -267,12 +270,12 @@ c.Spawner.start_timeout = 180
 c.Spawner.http_timeout = 90
 c.FancyDockerSpawner.profile_list = {profile_list}
 
-# The build service: Docker executor, the local engine as cache, SQLite in the state dir.
+# The build service: Docker executor, {cache_where}, SQLite in the state dir.
 fancy_env.setup(
     c,
     state_dir=os.path.join(STATE, "builder"),
     port={builder_port},
-    allow_loopback_repos={allow_loopback_repos!r},
+    allow_loopback_repos={allow_loopback_repos!r},{registry_args}
 )
 {user_config}{sharing}"""
 
@@ -310,7 +313,28 @@ def render_hub_config(s: HubSettings, when: datetime | None = None) -> str:
         allow_loopback_repos=s.allow_loopback_repos,
         user_config=user,
         sharing=SHARING if s.sharing else "",
+        **registry_template_args(s),
     )
+
+
+def registry_template_args(s: HubSettings) -> dict[str, str]:
+    """The build service's registry lines: only the credentials' path, never the secret."""
+    if not s.registry:
+        return {"cache_where": "the local engine as cache", "registry_args": ""}
+    lines = f"\n    image_prefix={s.registry.rstrip('/') + '/fancy-env/'!r},"
+    if s.registry_credentials_file:
+        lines += f"\n    registry_credentials_file={s.registry_credentials_file!r},"
+    return {"cache_where": f"images pushed to {s.registry}", "registry_args": lines}
+
+
+def default_registry_credentials(registry: str, setup_state: Path) -> str:
+    """scripts/setup.sh's credentials file, if it holds an entry for `registry`."""
+    path = setup_state / "registry-auth.json"
+    try:
+        entries = json.loads(path.read_text())["auths"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return str(path) if isinstance(entries, dict) and registry in entries else ""
 
 
 def connect_host(ip: str) -> str:

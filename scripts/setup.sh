@@ -48,6 +48,7 @@ command -v curl >/dev/null || need_apt+=(curl)
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] || need_apt+=(ca-certificates)
 command -v dockerd >/dev/null || need_apt+=(docker.io)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)  # the registry's bcrypt htpasswd
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v git >/dev/null || need_apt+=(git)
 command -v npm >/dev/null || need_apt+=(npm)
@@ -98,26 +99,107 @@ if ! docker info >/dev/null 2>&1; then
 fi
 log "docker engine reachable"
 
-# --- registry on 127.0.0.1:5000 ------------------------------------------------------------
-if ! curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
-  log "starting docker-registry on $REGISTRY_ADDR"
-  mkdir -p "$STATE/registry"
-  cat >"$STATE/registry.yml" <<YML
+# --- registry on $REGISTRY_ADDR: pushes (and pulls) only with credentials ------------------
+# One random password, generated once: $STATE/registry-auth.json (0600) is a Docker config JSON
+# ({"auths": {"<addr>": {"auth": base64(user:pass)}}}) that only the build service reads
+# (BuilderApp.registry_credentials_file); $STATE/registry.htpasswd (0600) holds its bcrypt hash.
+# A registry this script started earlier without auth is restarted by its PID file with the
+# new config; a registry it did not start is never touched (the script stops with a message).
+REG_USER=fancy-env
+REG_AUTH="$STATE/registry-auth.json"
+REG_HTPASSWD="$STATE/registry.htpasswd"
+REG_CONFIG="$STATE/registry.yml"
+chmod 0700 "$STATE"
+reg_password() {  # the password stored in $REG_AUTH (never printed, never on a command line)
+  python3 -c 'import base64, json, sys
+auths = json.load(open(sys.argv[1]))["auths"]
+print(base64.b64decode(auths[sys.argv[2]]["auth"]).decode().split(":", 1)[1])' "$REG_AUTH" "$REGISTRY_ADDR"
+}
+reg_restart=0
+REG_PASS=$(reg_password 2>/dev/null || true)  # a shell variable: not exported, not in ps
+if [[ -z "$REG_PASS" ]]; then
+  log "generating registry credentials in $REG_AUTH"
+  pass=$(python3 -c 'import secrets; print(secrets.token_urlsafe(30))')
+  auth=$(printf '%s:%s' "$REG_USER" "$pass" | base64 -w0)
+  (umask 077; printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$REGISTRY_ADDR" "$auth" >"$REG_AUTH.tmp")
+  mv -f "$REG_AUTH.tmp" "$REG_AUTH"
+  rm -f "$REG_HTPASSWD"
+  REG_PASS=$pass
+  unset pass auth
+  did "registry-credentials"
+fi
+chmod 0600 "$REG_AUTH"
+# bcrypt cost 5: the registry verifies the hash on EVERY request (each cache check); the
+# password is 240 random bits, so a higher work factor adds latency and no safety.
+if ! grep -qF "$REG_USER:\$2y\$05\$" "$REG_HTPASSWD" 2>/dev/null \
+  || ! printf '%s' "$REG_PASS" | htpasswd -v -i "$REG_HTPASSWD" "$REG_USER" >/dev/null 2>&1; then
+  (umask 077; printf '%s' "$REG_PASS" | htpasswd -c -i -B -C 5 "$REG_HTPASSWD" "$REG_USER" >/dev/null 2>&1)
+  reg_restart=1  # the registry reads its htpasswd file once, at start
+  did "registry-htpasswd"
+fi
+chmod 0600 "$REG_HTPASSWD"
+mkdir -p "$STATE/registry"
+reg_config_text() {
+  cat <<YML
 version: 0.1
 log: {level: warn}
 storage:
   filesystem: {rootdirectory: $STATE/registry}
   delete: {enabled: true}
+auth:
+  htpasswd: {realm: fancy-env-registry, path: $REG_HTPASSWD}
 http:
   addr: $REGISTRY_ADDR
 YML
-  setsid nohup docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 &
+}
+reg_status() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$REGISTRY_ADDR/v2/" 2>/dev/null || true; }
+reg_ours() {  # the PID in registry.pid, if it is a docker-registry started from our config
+  local pid
+  [[ -s "$STATE/registry.pid" ]] || return 1
+  pid=$(<"$STATE/registry.pid")
+  [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == docker-regist* ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$REG_CONFIG" || return 1
+  echo "$pid"
+}
+if ! reg_config_text | cmp -s - "$REG_CONFIG"; then
+  log "writing $REG_CONFIG (auth: htpasswd)"
+  (umask 077; reg_config_text >"$REG_CONFIG")
+  reg_restart=1
+fi
+chmod 0600 "$REG_CONFIG"
+# 401 for an anonymous request: running with auth. Anything else that answers: an old registry.
+code=$(reg_status)
+[[ "$code" == 401 ]] || [[ "$code" == 000 ]] || reg_restart=1
+if [[ $reg_restart == 1 ]] && [[ "$code" != 000 ]]; then
+  if pid=$(reg_ours); then
+    log "restarting docker-registry (PID $pid) with the new config"
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    rm -f "$STATE/registry.pid"
+    did "registry-restart"
+  else
+    echo "setup.sh: a registry answers on $REGISTRY_ADDR (HTTP $code to an anonymous /v2/) but was" \
+      "not started from $REG_CONFIG by this script: stop it, or set FANCY_ENV_REGISTRY to another" \
+      "address" >&2
+    exit 1
+  fi
+fi
+if [[ "$(reg_status)" != 401 ]]; then
+  log "starting docker-registry on $REGISTRY_ADDR (htpasswd auth)"
+  setsid nohup docker-registry serve "$REG_CONFIG" >"$STATE/registry.log" 2>&1 &
   echo $! >"$STATE/registry.pid"
-  for _ in $(seq 1 40); do curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.25; done
-  curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null || { echo "registry did not start; see $STATE/registry.log" >&2; exit 1; }
+  for _ in $(seq 1 40); do [[ "$(reg_status)" == 401 ]] && break; sleep 0.25; done
+  [[ "$(reg_status)" == 401 ]] || { echo "registry did not start with auth; see $STATE/registry.log" >&2; tail -20 "$STATE/registry.log" >&2; exit 1; }
   did "registry"
 fi
-log "registry answering on $REGISTRY_ADDR"
+# the stored credentials open it (curl reads them from stdin, never from its command line)
+printf 'user = "%s:%s"\n' "$REG_USER" "$REG_PASS" \
+  | curl -fsS -o /dev/null --max-time 5 -K - "http://$REGISTRY_ADDR/v2/" \
+  || { echo "setup.sh: the registry on $REGISTRY_ADDR refuses the credentials in $REG_AUTH" \
+        "(it was started with another htpasswd file?): remove $REG_AUTH and run again" >&2; exit 1; }
+unset REG_PASS
+log "registry answering on $REGISTRY_ADDR (pushes need $REG_AUTH)"
 
 # --- base + single-user image -------------------------------------------------------------
 if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Stop the services scripts/setup.sh started (dockerd and docker-registry), by their PID files
 # in $FANCY_ENV_STATE, and remove the build network (scripts/build-network.sh down). Services this script did not start (no PID file) are left alone.
+# The registry's credentials (registry-auth.json, registry.htpasswd) stay: the next setup.sh
+# starts the registry with the same password. Delete both files to get a new one.
 set -euo pipefail
 if [[ $(id -u) == 0 ]]; then DEFAULT_STATE=/var/lib/fancy-env; else DEFAULT_STATE="$HOME/.local/state/fancy-env"; fi
 STATE="${FANCY_ENV_STATE:-$DEFAULT_STATE}"

@@ -16,9 +16,15 @@ import pytest
 
 from tests.support.gitserver import GitServer
 from tests.support.hub import HubProcess
+from tests.support.registry import shared_auth_file
 
 SINGLEUSER_IMAGE = os.environ.get("FANCY_ENV_SINGLEUSER_IMAGE", "fancy-env/singleuser:latest")
 REGISTRY = os.environ.get("FANCY_ENV_REGISTRY", "127.0.0.1:5000")
+# The shared registry takes pushes only with setup.sh's credentials: every hub a test starts
+# (fancy_env.setup reads $FANCY_ENV_REGISTRY_AUTH) and every BuilderProcess gets their path.
+_REGISTRY_AUTH = shared_auth_file()
+if _REGISTRY_AUTH is not None:
+    os.environ.setdefault("FANCY_ENV_REGISTRY_AUTH", str(_REGISTRY_AUTH))
 ARTIFACTS = Path(
     os.environ.get("FANCY_ENV_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
 )

@@ -34,10 +34,18 @@ from .db import Store
 from .executors import EXECUTORS, Executor
 from .registry import (
     EngineChecker,
+    LocalCopyChecker,
     RegistryChecker,
     RememberingChecker,
     TableChecker,
     registry_url_for,
+)
+from .registry_auth import (
+    RegistryConfigError,
+    RegistryCredential,
+    credential_for,
+    parse_docker_config,
+    registry_host,
 )
 from .service import BuildService, ServiceConfig
 
@@ -80,16 +88,53 @@ class BuilderApp(Application):
         help="Prefix of every image name, e.g. 'registry.example.org/fancy-env/'. When it starts "
         "with a registry host, images are pushed there and the cache asks the registry.",
     ).tag(config=True)
+    # ---- registry (the cache check and the push; docs/builder.md "Registry credentials") ----
     registry_url = Unicode(
         help="Registry API base URL for cache checks (default: derived from image_prefix; "
         "http for loopback, https otherwise). Empty when images stay on the local engine."
     ).tag(config=True)
-    registry_username = Unicode("", help="Registry user for cache checks, if needed.").tag(
-        config=True
-    )
-    registry_password = Unicode("", help="Registry password or token for cache checks.").tag(
-        config=True
-    )
+    registry_credentials_file = Unicode(
+        "",
+        help='Path of a Docker config JSON (`{"auths": {"<host>": {"auth": '
+        "base64(user:password)}}}`, the format of ~/.docker/config.json and of "
+        "kubernetes.io/dockerconfigjson Secrets; mode 0600) with the registry's credentials. "
+        "The build service uses them for the cache check and hands them to repo2docker's push "
+        "(its process environment only: never a build argument, never the build container, "
+        "never a global `docker login`). scripts/setup.sh writes one for its registry: "
+        "$FANCY_ENV_STATE/registry-auth.json. Empty: anonymous, or registry_username.",
+    ).tag(config=True)
+    registry_username = Unicode(
+        "",
+        help="Registry user, when the credentials are not in registry_credentials_file "
+        "(that file wins when both are set).",
+    ).tag(config=True)
+    registry_password = Unicode(
+        "", help="Password or access token of registry_username (prefer the file)."
+    ).tag(config=True)
+
+    def registry_credential(self) -> RegistryCredential | None:
+        """The credential for the registry of image_prefix (file first, then the traits)."""
+        if self.registry_credentials_file:
+            path = self.registry_credentials_file
+            try:
+                mode = os.stat(path).st_mode
+                with open(path, encoding="utf-8") as f:
+                    credentials = parse_docker_config(f.read())
+            except (OSError, RegistryConfigError) as e:
+                raise SystemExit(f"BuilderApp.registry_credentials_file {path}: {e}") from None
+            if mode & 0o077:
+                self.log.warning("%s is readable by others: chmod 600 it", path)
+            credential = credential_for(credentials, self.registry_url)
+            if credential is None:
+                raise SystemExit(
+                    f"BuilderApp.registry_credentials_file {path} has no auths entry for "
+                    f"{registry_host(self.registry_url)!r} (entries: {sorted(credentials)})"
+                )
+            return credential
+        if self.registry_username:
+            return RegistryCredential(self.registry_username, self.registry_password)
+        return None
+
     docker_socket = Unicode(
         "/var/run/docker.sock", help="The local engine's API socket (Docker or podman)."
     ).tag(config=True)
@@ -285,12 +330,14 @@ class BuilderApp(Application):
         if not self.service_prefix.endswith("/"):
             self.service_prefix += "/"
 
-    def make_executor(self) -> Executor:
+    def make_executor(self, credential: RegistryCredential | None = None) -> Executor:
         target = EXECUTORS.get(self.executor_class, self.executor_class)
         cls = import_item(target.replace(":", "."))
         executor: Executor = cls(parent=self)
         if hasattr(executor, "repo_policy"):  # executors that fetch check every URL with it
             executor.repo_policy = self.make_policy()
+        if credential is not None and self.registry_url:
+            executor.registry_credentials = credential.engine_auth(self.registry_url)
         return executor
 
     def make_policy(self) -> RepoPolicy:
@@ -302,14 +349,19 @@ class BuilderApp(Application):
             deny_patterns=tuple(self.denied_repos),
         )
 
-    def make_checker(self, store: Store) -> Any:
+    def make_checker(self, store: Store, credential: RegistryCredential | None = None) -> Any:
         checker: Any
         if self.executor_class == "fake":
             return TableChecker(store)
         if self.registry_url:
-            checker = RegistryChecker(
-                self.registry_url, self.registry_username, self.registry_password
+            source = (
+                f"BuilderApp.registry_credentials_file ({self.registry_credentials_file})"
+                if self.registry_credentials_file
+                else "BuilderApp.registry_credentials_file"
             )
+            checker = RegistryChecker(self.registry_url, credential, source)
+            if self.executor_class == "docker":  # servers start from this engine's copy
+                checker = LocalCopyChecker(checker, EngineChecker(self.docker_socket))
         else:
             checker = EngineChecker(self.docker_socket)
         if self.cache_check_ttl > 0:
@@ -337,9 +389,11 @@ class BuilderApp(Application):
             max_streams_per_user=self.max_streams_per_user,
             replay_concurrency=self.replay_concurrency,
         )
+        credential = self.registry_credential() if self.registry_url else None
         return BuildService(
-            store, self.make_executor(), self.make_checker(store), policy, config, self.log
-        )
+            store, self.make_executor(credential), self.make_checker(store, credential), policy,
+            config, self.log,
+        )  # fmt: skip
 
     def make_hub_auth(self) -> Any:
         if not os.environ.get("JUPYTERHUB_API_TOKEN"):

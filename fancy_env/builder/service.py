@@ -29,7 +29,7 @@ from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
 from .git import http_ls_remote, ls_remote
 from .queue import FairQueue
-from .registry import CacheCheckError
+from .registry import CacheCheckError, RegistryAuthError
 from .stream import ActiveBuild, LogCap, ReplayCache, StreamSlots
 
 INTERRUPTED = "interrupted by restart"
@@ -92,6 +92,7 @@ class BuildService:
         self.streams = StreamSlots(config.max_streams_per_user)
         self.replay_cache = ReplayCache()
         self.replay_turns = asyncio.Semaphore(max(1, config.replay_concurrency))
+        self._refusals_logged: set[str] = set()
 
     # ---- request path --------------------------------------------------------------------
 
@@ -131,7 +132,11 @@ class BuildService:
         shared = self.by_image.get(image)
         if shared is not None:
             return self._share(shared, user)
-        if await self._cached(image):
+        try:
+            cached = await self._cached(image)
+        except RegistryAuthError as e:  # never "not cached": that would rebuild and fail again
+            return self._registry_refused(user, spec, commit, image, str(e))
+        if cached:
             return self._cache_hit(user, spec, commit, image)
         shared = self.by_image.get(image)  # an identical request may have won the race
         if shared is not None:
@@ -159,6 +164,8 @@ class BuildService:
     async def _cached(self, image: str) -> bool:
         try:
             return bool(await self.checker.exists(image))
+        except RegistryAuthError:
+            raise
         except CacheCheckError as e:
             self.log.warning("cache check failed for %s: %s", image, e)
             return False
@@ -182,6 +189,25 @@ class BuildService:
         self.store.add_build(build, lines=active.take_unflushed())
         metrics.CACHE_HITS.inc()
         metrics.BUILDS.labels("cache_hit").inc()
+        return build
+
+    def _registry_refused(
+        self, user: str, spec: RepoSpec, commit: str, image: str, reason: str
+    ) -> Build:
+        """A failed build record naming the registry and the fix; the admin's log gets it once."""
+        if reason not in self._refusals_logged:
+            self._refusals_logged.add(reason)
+            self.log.error("registry refused the cache check (shown once): %s", reason)
+        now = time.time()
+        build = Build(
+            id=secrets.token_hex(8), user=user, repo=spec.url, ref=spec.ref, subdir=spec.subdir,
+            commit=commit, image=image, status="failed", reason=reason, created=now,
+            finished=now,
+        )  # fmt: skip
+        active = ActiveBuild(build.id, user, self._job(build))
+        active.emit("failed", reason)
+        self.store.add_build(build, lines=active.take_unflushed())
+        metrics.BUILDS.labels("failed").inc()
         return build
 
     def _job(self, build: Build) -> BuildJob:

@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.support.builder import BuilderProcess
 from tests.support.gitserver import GitServer, dockerfile_repo_files
 from tests.support.net import wait_for
+from tests.support.registry import REGISTRY, registry_has
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-REGISTRY = "127.0.0.1:5000"
 SLOW_DOCKERFILE = "FROM {base}\nRUN echo start-sleeping && sleep 60\n"
 
 
@@ -45,15 +44,6 @@ def wait_built(svc: BuilderProcess, build_id: str) -> dict[str, Any]:
     events = svc.events(build_id, timeout=300)
     assert events[-1]["phase"] == "built", events[-5:]
     return events[-1]
-
-
-def registry_has(image: str) -> bool:
-    name, tag = image.split("/", 1)[1].rsplit(":", 1)
-    r = requests.head(
-        f"http://{REGISTRY}/v2/{name}/manifests/{tag}", timeout=10,
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-    )  # fmt: skip
-    return r.status_code == 200
 
 
 def running_in(events: list[dict[str, Any]]) -> list[str]:

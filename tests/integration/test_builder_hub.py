@@ -15,9 +15,10 @@ from tests.support.builder import ROOT, parse_sse
 from tests.support.gitserver import GitServer, dockerfile_repo_files
 from tests.support.hub import HubProcess
 from tests.support.net import free_port, wait_for
+from tests.support.registry import REGISTRY
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-PREFIX = "127.0.0.1:5000/fancy-env-test/"
+PREFIX = f"{REGISTRY}/fancy-env-test/"  # credentials: $FANCY_ENV_REGISTRY_AUTH (conftest)
 
 
 def hub_config(state: Path, image: str) -> str:

@@ -24,6 +24,7 @@ from fancy_env.builder.sse import SseComment, iter_lines
 from fancy_env.tickets import HEADER, mint
 
 from .net import free_port, wait_for
+from .registry import REGISTRY, builder_config_lines, shared_auth_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"test-ticket-secret"
@@ -38,6 +39,8 @@ class BuilderProcess:
     prefix: str = "/services/fancy-env/"
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    registry: str = REGISTRY  # image_prefix = <registry>/fancy-env-test/
+    registry_auth: Path | None = None  # default: the shared registry's (tests/support/registry)
 
     @property
     def url(self) -> str:
@@ -59,11 +62,17 @@ class BuilderProcess:
             c.BuilderApp.db_url = "sqlite:///{self.state}/builds.sqlite"
             c.BuilderApp.admin_users = {{"admin"}}
             c.BuilderApp.keepalive_interval = 0.5
-            c.BuilderApp.image_prefix = "127.0.0.1:5000/fancy-env-test/"
+            c.BuilderApp.image_prefix = "{self.registry}/fancy-env-test/"
             """)
+            + builder_config_lines(self.auth_file())
             + textwrap.dedent(self.config)
         )
         return path
+
+    def auth_file(self) -> Path | None:
+        if self.registry_auth is not None:
+            return self.registry_auth
+        return shared_auth_file() if self.registry == REGISTRY else None
 
     def start(self, timeout: float = 30) -> BuilderProcess:
         if not self.port:

@@ -44,6 +44,9 @@ class Executor(LoggingConfigurable):
     name = "base"
     can_adopt = False  # True if builds outlive the service and `run` can attach to them
     shutting_down = False  # set when the service stops: don't tear down adoptable builds
+    # repo2docker's registry_credentials for the push ({registry, username, password}), set by
+    # BuilderApp from registry_credentials_file; an executor hands them to its push only
+    registry_credentials: dict[str, str] = {}  # noqa: RUF012 - replaced, never mutated
 
     async def run(self, job: BuildJob, emit: Emit) -> None:
         raise NotImplementedError

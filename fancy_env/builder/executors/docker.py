@@ -10,6 +10,9 @@ repo2docker runs as `python -m fancy_env.builder.r2d_run --engine docker-api --j
 --no-run LOCAL_DIR`, an asyncio subprocess that dies with the service (PR_SET_PDEATHSIG),
 so a killed service never leaves a build behind; the engine aborts a build whose client
 went away. Cancel and timeouts terminate the process group.
+Registry credentials reach only repo2docker's process environment
+(`CONTAINER_ENGINE_REGISTRY_CREDENTIALS`, read by repo2docker's engine for the push): the
+engine gets them per push request, never a build argument or a build container.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import hashlib
+import json
 import os
 import pwd
 import signal
@@ -32,6 +36,7 @@ from ..git import GitUser, git_env
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
 
 PR_SET_PDEATHSIG = 1
+CREDENTIALS_ENV = "CONTAINER_ENGINE_REGISTRY_CREDENTIALS"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -192,6 +197,9 @@ class DockerExecutor(Executor):
         env = git_env()
         env.setdefault("PYTHONUNBUFFERED", "1")
         env["FANCY_ENV_BUILD_NETWORK"] = self.build_network  # read by r2d_engine
+        env.pop(CREDENTIALS_ENV, None)
+        if job.push and self.registry_credentials:  # repo2docker's engine reads them; only its
+            env[CREDENTIALS_ENV] = json.dumps(self.registry_credentials)  # push uses them
         proc = await asyncio.create_subprocess_exec(
             *self.command(job, context),
             stdin=asyncio.subprocess.DEVNULL,
