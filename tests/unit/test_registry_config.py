@@ -15,6 +15,7 @@ from traitlets.config import Config
 
 import fancy_env
 from fancy_env.builder.app import BuilderApp
+from fancy_env.hubconfig import read_service_file, service_file_of
 from fancy_env.up import HubSettings, default_registry_credentials, render_hub_config
 
 
@@ -26,10 +27,10 @@ def auth_file(path: Path, registry: str, secret: str = "s3cret") -> Path:
 
 
 def builder_config(c: Config) -> dict[str, dict[str, object]]:
-    service = c.JupyterHub.services[0]
-    config: dict[str, dict[str, object]] = json.loads(
-        service["environment"]["FANCY_ENV_BUILDER_CONFIG"]
-    )
+    """The service's config, from the 0600 service file `setup` writes (not the hub's DB)."""
+    path = service_file_of(c.JupyterHub.services[0])
+    assert path is not None
+    config: dict[str, dict[str, object]] = read_service_file(path)["config"]
     return config
 
 
