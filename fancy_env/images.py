@@ -36,15 +36,15 @@ def repo_component(repo_key: str, max_length: int = 120) -> str:
     if max_length < HASH_LENGTH + 8:
         raise ValueError("max_length is too small")
     url = repo_key.split("://", 1)[-1]
-    escaped = escape(url)
+    escaped = _fix_start(escape(url))  # before measuring: the "r" counts towards the length
     if len(escaped) <= max_length:
-        return _fix_start(escaped)
+        return escaped
     digest = hashlib.sha256(repo_key.encode("utf-8")).hexdigest()[:HASH_LENGTH]
     cut = escaped[: max_length - HASH_LENGTH - 1]
     dash = cut.rfind("-", len(cut) - 3)
     if dash != -1:
         cut = cut[:dash]
-    return _fix_start(f"{cut}-{digest}")
+    return f"{cut}-{digest}"
 
 
 def _fix_start(component: str) -> str:

@@ -46,6 +46,7 @@ def test_truncated_names_get_a_hash() -> None:
 
 
 @given(st.text(min_size=1, max_size=400))
+@example("-" * 40)  # escapes to exactly 120 characters, then gains the leading "r": truncated
 def test_component_is_always_registry_safe(text: str) -> None:
     component = repo_component("https://" + text)
     assert len(component) <= 120
