@@ -10,23 +10,14 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from ..repos import COMMIT_SHA, RepoError
+from .confine import GIT_CONFIG, GIT_ENV, fetch_env
+from .podfetch import MAX_GIT_OUTPUT, clean_env
 
-GIT_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_ASKPASS": "/bin/true",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_PROTOCOL_FROM_USER": "0",
-    "GIT_ALLOW_PROTOCOL": "https:http",
-    "LC_ALL": "C",
-}
-GIT_CONFIG = ["-c", "http.followRedirects=false", "-c", "credential.helper="]
+__all__ = ["GIT_CONFIG", "GIT_ENV", "git_env", "http_ls_remote", "ls_remote", "run_git"]
 
 
 def git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_ENV)
-    return env
+    return clean_env(os.environ, GIT_ENV)
 
 
 def parse_ls_remote(output: str) -> dict[str, str]:
@@ -179,8 +170,6 @@ async def http_ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: AS
 
 # ---- fetching a checkout (the Docker executor; see fancy_env.builder.checkout) --------------
 
-MAX_GIT_OUTPUT = 64 << 10
-
 
 def resolve_pin(host: str, port: int | None, scheme: str, address: str) -> list[str]:
     """`-c http.curloptResolve=host:port:addr`: connect to the address the policy approved.
@@ -208,25 +197,21 @@ class GitUser:
 
 
 async def run_git(
-    args: list[str],
+    argv: list[str],
     cwd: str,
     timeout: float,  # noqa: ASYNC109
     user: GitUser | None = None,
 ) -> tuple[int, str]:
-    """Run `git ARGS` in `cwd` (fetch config: no redirects, no credentials); (code, output).
-
-    The process is killed when the timeout passes or the calling task is cancelled.
-    """
+    """Run `argv` (a `confine.fetch_argv` command line) in `cwd` with the fetch environment
+    (`confine.fetch_env`); (code, output). The process is killed when the timeout passes or
+    the calling task is cancelled."""
     user = user or GitUser()
-    env = git_env()
-    env.update(HOME=user.home, XDG_CONFIG_HOME=user.home, GIT_TERMINAL_PROMPT="0")
+    env = clean_env(os.environ, fetch_env(user.home))
     extra: dict[str, Any] = {}
     if user.uid is not None:
         extra = {"user": user.uid, "group": user.gid, "extra_groups": []}
     proc = await asyncio.create_subprocess_exec(
-        "git", *GIT_CONFIG, "-c", "protocol.allow=never", "-c", "protocol.http.allow=always",
-        "-c", "protocol.https.allow=always", "-c", "core.hooksPath=/dev/null", *args,
-        cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, **extra,
     )  # fmt: skip
     try:
