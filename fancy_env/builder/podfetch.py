@@ -3,7 +3,7 @@
 `escaping_links` and `confined_context` walk a checkout with the pure rules of
 `fancy_env.builder.confine`; the one-machine fetch (`fancy_env.builder.checkout`) calls them,
 and so does the build pod's `fetch` init container, which has no fancy_env installed: it
-runs `python3 -I -c PROGRAM SPEC`, where PROGRAM is this module's and confine's own source
+runs `python3 -I -S -c PROGRAM SPEC`, where PROGRAM is this module's and confine's own source
 (`fancy_env.builder.executors.kube.fetch_program`) and SPEC the JSON from `pod_spec`. So both
 places run one copy of the rules, and this module imports nothing but the standard library
 and `.confine` (which imports only the standard library).

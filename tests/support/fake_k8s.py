@@ -39,6 +39,7 @@ class FakeKubeAPI:
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    created_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     line_times: list[float] = field(default_factory=list)
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     policy_calls: list[str] = field(default_factory=list)  # "create <name>" / "replace <name>"
@@ -97,6 +98,7 @@ class PodsHandler(Base):
             body["status"]["initContainerStatuses"] = [container_status("fetch", running={})]
         self.api.pods[name] = body
         self.api.created.append(name)
+        self.api.created_bodies[name] = json.loads(self.request.body)
         self.set_status(201)
         self.finish(body)
 

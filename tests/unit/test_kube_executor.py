@@ -51,7 +51,7 @@ def fetch_init(url: str, commit: str, subdir: str, pin: list[str], resources: di
     return {
         "name": "fetch",
         "image": "r2d:1",
-        "command": ["python3", "-I", "-c", fetch_program(), json.dumps(spec, sort_keys=True)],
+        "command": ["python3", "-I", "-S", "-c", fetch_program(), json.dumps(spec, sort_keys=True)],
         "workingDir": "/work",
         "resources": resources,
         "securityContext": {

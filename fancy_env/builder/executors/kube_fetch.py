@@ -4,7 +4,7 @@ The service checks the repository URL and resolves its host before it creates th
 the Docker executor does), and pins the approved address into the git command lines. The
 `fetch` init container then runs, in an emptyDir mounted at `/work`:
 
-    python3 -I -c PROGRAM SPEC
+    python3 -I -S -c PROGRAM SPEC
 
 PROGRAM is `fancy_env.builder.confine` and `fancy_env.builder.podfetch` as they are in this
 package (their source, loaded as modules: one copy of the rules, no fancy_env needed in the
@@ -86,7 +86,7 @@ def fetch_container(
     return {
         "name": FETCH_CONTAINER,
         "image": image,
-        "command": ["python3", "-I", "-c", fetch_program(), fetch_spec(job, pin, timeout)],
+        "command": ["python3", "-I", "-S", "-c", fetch_program(), fetch_spec(job, pin, timeout)],
         "workingDir": WORK_DIR,
         "resources": resources or {},
         "securityContext": {
