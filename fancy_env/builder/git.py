@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -97,16 +98,34 @@ async def _fetch_refs(client: Any, base: str, options: dict[str, Any]) -> tuple[
     raise RepoError("repo", "the repository redirects too many times")
 
 
+_PKT_LEN = re.compile(rb"[0-9a-fA-F]{4}")
+
+
+def _malformed(pos: int) -> RepoError:
+    return RepoError(
+        "repo",
+        f"the repository's ref advertisement is malformed (bad pkt-line length at byte {pos}); "
+        "is this a Git server?",
+    )
+
+
 def parse_pkt_lines(body: bytes) -> tuple[dict[str, str], str]:
-    """Smart-HTTP (protocol v0) ref advertisement -> (refs, HEAD's symref target or "")."""
+    """Smart-HTTP (protocol v0) ref advertisement -> (refs, HEAD's symref target or "").
+
+    RepoError (field `repo`) for a length prefix that is not 4 hex digits, is 1-3, or runs
+    past the end of the body."""
     refs: dict[str, str] = {}
     head_target = ""
     pos = 0
-    while pos + 4 <= len(body):
+    while pos < len(body):
+        if not _PKT_LEN.fullmatch(body[pos : pos + 4]):
+            raise _malformed(pos)
         size = int(body[pos : pos + 4], 16)
         if size == 0:
             pos += 4
             continue
+        if size < 4 or pos + size > len(body):
+            raise _malformed(pos)
         line = body[pos + 4 : pos + size].decode("utf-8", "replace").rstrip("\n")
         pos += size
         if line.startswith("#"):
@@ -125,14 +144,24 @@ async def http_ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: AS
     """Resolve `ref` with one HTTP request (smart or dumb protocol), no git process.
 
     This is the hot path of a cache hit. It follows redirects only within the same origin
-    (say `/project` -> `/project.git`), reads at most 32 MiB, and falls back to
-    `git ls-remote` for anything it does not understand.
+    (say `/project` -> `/project.git`), reads at most MAX_REFS_BYTES (the client's
+    `max_body_size`: a longer body is cut off while it arrives, never buffered whole), and
+    falls back to `git ls-remote` for anything it does not understand or that is too long.
     """
-    from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+    from tornado.httpclient import AsyncHTTPClient
 
     if ref and COMMIT_SHA.fullmatch(ref):
         return ref
-    client = AsyncHTTPClient()
+    client = AsyncHTTPClient(force_instance=True, max_body_size=MAX_REFS_BYTES)
+    try:
+        return await _http_ls_remote(client, url, ref, timeout)
+    finally:
+        client.close()
+
+
+async def _http_ls_remote(client: Any, url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC109
+    from tornado.httpclient import HTTPClientError
+
     options: dict[str, Any] = {
         "follow_redirects": False, "request_timeout": timeout, "connect_timeout": timeout,
         "headers": {"User-Agent": "git/2.39 (fancy-env)", "Accept": "*/*"},
