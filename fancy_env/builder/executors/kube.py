@@ -118,6 +118,16 @@ def _engine_parts(
     return [], [], [], []
 
 
+def builder_env(engine_env: list[dict[str, Any]], registry_secret: str) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"}, *engine_env]
+    if registry_secret:
+        env.append({
+            "name": "CONTAINER_ENGINE_REGISTRY_CREDENTIALS",
+            "valueFrom": {"secretKeyRef": {"name": registry_secret, "key": "credentials"}},
+        })  # fmt: skip
+    return env
+
+
 def build_pod_manifest(
     job: BuildJob,
     *,
@@ -154,17 +164,11 @@ def build_pod_manifest(
     init = [fetch, *init]
     mounts = [BUILDER_MOUNT, *mounts]
     volumes = [checkout_volume(checkout_size_limit), *volumes]
-    env: list[dict[str, Any]] = [{"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"}, *engine_env]
-    if registry_secret:
-        env.append({
-            "name": "CONTAINER_ENGINE_REGISTRY_CREDENTIALS",
-            "valueFrom": {"secretKeyRef": {"name": registry_secret, "key": "credentials"}},
-        })  # fmt: skip
     container: dict[str, Any] = {
         "name": "builder",
         "image": build_image,
         "args": repo2docker_args(job, engine, user_id, user_name),
-        "env": env,
+        "env": builder_env(engine_env, registry_secret),
         "resources": resources or {},
         "securityContext": {"allowPrivilegeEscalation": False},
     }
