@@ -32,17 +32,21 @@ from urllib.parse import urlsplit
 
 from ..repos import RepoError, RepoPolicy, check_addresses, parse_repo
 from .confine import (
-    CONFIG_DIRS,
     CheckoutError,
+    GitStep,
     Submodule,
     check_submodule_path,
-    escaping_reason,
+    clone_steps,
+    fetch_argv,
+    git_failure,
     is_inside,
     parse_gitmodules,
-    redirect_reason,
     resolve_submodule_url,
 )
 from .git import GitUser, resolve_pin, run_git
+from .podfetch import confined_context, escaping_links
+
+__all__ = ["confined_context", "escaping_links", "fetch_checkout"]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 Note = Callable[[str], None]
@@ -82,17 +86,13 @@ async def approve(url: str, policy: RepoPolicy, resolver: Resolver) -> list[str]
     return resolve_pin(spec.host, spec.port, scheme, addresses[0])
 
 
-async def _git(args: list[str], cwd: str, settings: FetchSettings, what: str) -> str:
+async def _git(argv: list[str], cwd: str, settings: FetchSettings, what: str) -> str:
     try:
-        code, out = await run_git(args, cwd, settings.timeout, settings.user)
+        code, out = await run_git(argv, cwd, settings.timeout, settings.user)
     except TimeoutError:
         raise CheckoutError(f"{what} did not finish within {settings.timeout:g}s") from None
     if code != 0:
-        reason = redirect_reason(out)
-        if reason:
-            raise CheckoutError(reason)
-        lines = [line for line in out.strip().splitlines() if line.strip()]
-        raise CheckoutError(f"{what} failed ({lines[-1][:200] if lines else f'exit {code}'})")
+        raise CheckoutError(git_failure(what, code, out))
     return out
 
 
@@ -100,50 +100,9 @@ async def clone_at(url: str, commit: str, dest: str, settings: FetchSettings) ->
     """Clone `url` (approved by the policy, address pinned) into `dest`, check out `commit`."""
     pin = await approve(url, settings.policy, settings.resolver)
     parent, name = os.path.split(dest)
-    await _git(
-        [*pin, "clone", "-q", "--no-checkout", "--no-recurse-submodules", "--", url, name],
-        parent, settings, f"cloning {url}",
-    )  # fmt: skip
-    await _git(
-        ["-c", "advice.detachedHead=false", "checkout", "-q", "--detach", commit, "--"],
-        dest, settings, f"checking out commit {commit[:12]}",
-    )  # fmt: skip
-
-
-def escaping_links(root: str) -> list[str]:
-    """Paths (relative to `root`) of symbolic links that resolve outside `root`."""
-    real_root = os.path.realpath(root)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                rel = os.path.relpath(path, root)
-                if escaping_reason(real_root, rel, os.path.realpath(path)):
-                    found.append(rel)
-    return sorted(found)
-
-
-def confined_context(root: str, subdir: str) -> str:
-    """The build context: `root/subdir` after resolving links, refused if it leaves `root`."""
-    links = escaping_links(root)
-    if links:
-        more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
-        raise CheckoutError(
-            f"the repository's {links[0]!r} is a symbolic link that leads outside the "
-            f"repository{more}; links out of the checkout are not allowed"
-        )
-    real_root = os.path.realpath(root)
-    context = os.path.realpath(os.path.join(root, subdir)) if subdir else real_root
-    if not is_inside(real_root, context):
-        raise CheckoutError(f"the subdirectory {subdir!r} leads outside the repository")
-    if not os.path.isdir(context):
-        raise CheckoutError(f"the subdirectory {subdir!r} does not exist in the repository")
-    for name in CONFIG_DIRS:
-        path = os.path.join(context, name)
-        if os.path.lexists(path) and not is_inside(real_root, os.path.realpath(path)):
-            raise CheckoutError(f"{name!r} leads outside the repository")
-    return context
+    step: GitStep
+    for step in clone_steps(url, commit, name, pin):
+        await _git(list(step.argv), os.path.join(parent, step.cwd), settings, step.what)
 
 
 def _exists(path: str) -> bool:
@@ -158,7 +117,7 @@ def _submodule_dest(src: str, path: str) -> str:
 
 
 async def _gitlinks(src: str, settings: FetchSettings) -> dict[str, str]:
-    out = await _git(["ls-files", "-s", "-z"], src, settings, "listing submodules")
+    out = await _git(fetch_argv(["ls-files", "-s", "-z"]), src, settings, "listing submodules")
     links = {}
     for entry in out.split("\0"):
         meta, _, path = entry.partition("\t")
@@ -173,7 +132,7 @@ async def fetch_submodules(src: str, repo_url: str, settings: FetchSettings, not
     if not _exists(os.path.join(src, ".gitmodules")):
         return
     listing = await _git(
-        ["config", "--file", ".gitmodules", "--null", "--list"], src, settings,
+        fetch_argv(["config", "--file", ".gitmodules", "--null", "--list"]), src, settings,
         "reading .gitmodules",
     )  # fmt: skip
     modules = parse_gitmodules(listing)

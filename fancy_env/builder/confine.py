@@ -112,3 +112,63 @@ def redirect_reason(git_output: str) -> str | None:
             "followed at clone time (give the final URL)"
         )
     return None
+
+
+# ---- the fetch's git command lines (one machine and build pods run exactly these) ----------
+
+# the environment git runs in (over the caller's, minus every inherited GIT_* variable)
+GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ASKPASS": "/bin/true",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_PROTOCOL_FROM_USER": "0",
+    "GIT_ALLOW_PROTOCOL": "https:http",
+    "LC_ALL": "C",
+}
+GIT_CONFIG = ["-c", "http.followRedirects=false", "-c", "credential.helper="]
+# a fetch also refuses every transport but http(s) and never runs a hook
+FETCH_CONFIG = [
+    *GIT_CONFIG, "-c", "protocol.allow=never", "-c", "protocol.http.allow=always",
+    "-c", "protocol.https.allow=always", "-c", "core.hooksPath=/dev/null",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GitStep:
+    """One git command of a fetch: `argv` (from "git"), run in `cwd` (relative to the
+    fetch's parent directory); `what` names it in a refusal."""
+
+    argv: tuple[str, ...]
+    cwd: str
+    what: str
+
+
+def fetch_argv(args: list[str]) -> list[str]:
+    """`git` with the fetch config, then `args`."""
+    return ["git", *FETCH_CONFIG, *args]
+
+
+def fetch_env(home: str) -> dict[str, str]:
+    """The variables a fetch's git gets on top of its (GIT_*-free) environment."""
+    return {**GIT_ENV, "HOME": home, "XDG_CONFIG_HOME": home}
+
+
+def clone_steps(url: str, commit: str, name: str, pin: list[str]) -> list[GitStep]:
+    """Clone `url` into the directory `name` (address pinned with `pin`, no submodules, no
+    checkout), then check out `commit` detached."""
+    clone = [*pin, "clone", "-q", "--no-checkout", "--no-recurse-submodules", "--", url, name]
+    checkout = ["-c", "advice.detachedHead=false", "checkout", "-q", "--detach", commit, "--"]
+    return [
+        GitStep(tuple(fetch_argv(clone)), ".", f"cloning {url}"),
+        GitStep(tuple(fetch_argv(checkout)), name, f"checking out commit {commit[:12]}"),
+    ]
+
+
+def git_failure(what: str, code: int, output: str) -> str:
+    """The refusal for a git step that exited with `code`: a redirect, or its last line."""
+    reason = redirect_reason(output)
+    if reason:
+        return reason
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return f"{what} failed ({lines[-1][:200] if lines else f'exit {code}'})"

@@ -5,28 +5,20 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from ..repos import COMMIT_SHA, RepoError
+from .confine import GIT_CONFIG, GIT_ENV, fetch_env
+from .podfetch import MAX_GIT_OUTPUT, clean_env
 
-GIT_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_ASKPASS": "/bin/true",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_PROTOCOL_FROM_USER": "0",
-    "GIT_ALLOW_PROTOCOL": "https:http",
-    "LC_ALL": "C",
-}
-GIT_CONFIG = ["-c", "http.followRedirects=false", "-c", "credential.helper="]
+__all__ = ["GIT_CONFIG", "GIT_ENV", "git_env", "http_ls_remote", "ls_remote", "run_git"]
 
 
 def git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_ENV)
-    return env
+    return clean_env(os.environ, GIT_ENV)
 
 
 def parse_ls_remote(output: str) -> dict[str, str]:
@@ -106,16 +98,34 @@ async def _fetch_refs(client: Any, base: str, options: dict[str, Any]) -> tuple[
     raise RepoError("repo", "the repository redirects too many times")
 
 
+_PKT_LEN = re.compile(rb"[0-9a-fA-F]{4}")
+
+
+def _malformed(pos: int) -> RepoError:
+    return RepoError(
+        "repo",
+        f"the repository's ref advertisement is malformed (bad pkt-line length at byte {pos}); "
+        "is this a Git server?",
+    )
+
+
 def parse_pkt_lines(body: bytes) -> tuple[dict[str, str], str]:
-    """Smart-HTTP (protocol v0) ref advertisement -> (refs, HEAD's symref target or "")."""
+    """Smart-HTTP (protocol v0) ref advertisement -> (refs, HEAD's symref target or "").
+
+    RepoError (field `repo`) for a length prefix that is not 4 hex digits, is 1-3, or runs
+    past the end of the body."""
     refs: dict[str, str] = {}
     head_target = ""
     pos = 0
-    while pos + 4 <= len(body):
+    while pos < len(body):
+        if not _PKT_LEN.fullmatch(body[pos : pos + 4]):
+            raise _malformed(pos)
         size = int(body[pos : pos + 4], 16)
         if size == 0:
             pos += 4
             continue
+        if size < 4 or pos + size > len(body):
+            raise _malformed(pos)
         line = body[pos + 4 : pos + size].decode("utf-8", "replace").rstrip("\n")
         pos += size
         if line.startswith("#"):
@@ -134,14 +144,24 @@ async def http_ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: AS
     """Resolve `ref` with one HTTP request (smart or dumb protocol), no git process.
 
     This is the hot path of a cache hit. It follows redirects only within the same origin
-    (say `/project` -> `/project.git`), reads at most 32 MiB, and falls back to
-    `git ls-remote` for anything it does not understand.
+    (say `/project` -> `/project.git`), reads at most MAX_REFS_BYTES (the client's
+    `max_body_size`: a longer body is cut off while it arrives, never buffered whole), and
+    falls back to `git ls-remote` for anything it does not understand or that is too long.
     """
-    from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+    from tornado.httpclient import AsyncHTTPClient
 
     if ref and COMMIT_SHA.fullmatch(ref):
         return ref
-    client = AsyncHTTPClient()
+    client = AsyncHTTPClient(force_instance=True, max_body_size=MAX_REFS_BYTES)
+    try:
+        return await _http_ls_remote(client, url, ref, timeout)
+    finally:
+        client.close()
+
+
+async def _http_ls_remote(client: Any, url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC109
+    from tornado.httpclient import HTTPClientError
+
     options: dict[str, Any] = {
         "follow_redirects": False, "request_timeout": timeout, "connect_timeout": timeout,
         "headers": {"User-Agent": "git/2.39 (fancy-env)", "Accept": "*/*"},
@@ -179,8 +199,6 @@ async def http_ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: AS
 
 # ---- fetching a checkout (the Docker executor; see fancy_env.builder.checkout) --------------
 
-MAX_GIT_OUTPUT = 64 << 10
-
 
 def resolve_pin(host: str, port: int | None, scheme: str, address: str) -> list[str]:
     """`-c http.curloptResolve=host:port:addr`: connect to the address the policy approved.
@@ -208,25 +226,21 @@ class GitUser:
 
 
 async def run_git(
-    args: list[str],
+    argv: list[str],
     cwd: str,
     timeout: float,  # noqa: ASYNC109
     user: GitUser | None = None,
 ) -> tuple[int, str]:
-    """Run `git ARGS` in `cwd` (fetch config: no redirects, no credentials); (code, output).
-
-    The process is killed when the timeout passes or the calling task is cancelled.
-    """
+    """Run `argv` (a `confine.fetch_argv` command line) in `cwd` with the fetch environment
+    (`confine.fetch_env`); (code, output). The process is killed when the timeout passes or
+    the calling task is cancelled."""
     user = user or GitUser()
-    env = git_env()
-    env.update(HOME=user.home, XDG_CONFIG_HOME=user.home, GIT_TERMINAL_PROMPT="0")
+    env = clean_env(os.environ, fetch_env(user.home))
     extra: dict[str, Any] = {}
     if user.uid is not None:
         extra = {"user": user.uid, "group": user.gid, "extra_groups": []}
     proc = await asyncio.create_subprocess_exec(
-        "git", *GIT_CONFIG, "-c", "protocol.allow=never", "-c", "protocol.http.allow=always",
-        "-c", "protocol.https.allow=always", "-c", "core.hooksPath=/dev/null", *args,
-        cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, **extra,
     )  # fmt: skip
     try:

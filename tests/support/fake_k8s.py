@@ -4,8 +4,13 @@ their log, and the build pods' NetworkPolicy).
     api = FakeKubeAPI(log_lines=[...], final_phase="Succeeded"); await api.start()
     KubernetesExecutor(api_url=api.url, namespace="ns")
 
-Pods go Pending -> Running on the first read; the log stream writes `log_lines` (with
-kubectl-style timestamps) `line_delay` apart and then sets the pod to `final_phase`.
+A mock (no Kubernetes API server can run here), not Kubernetes: pods go Pending -> Running
+on the first read; the log stream writes `log_lines` (with kubectl-style timestamps)
+`line_delay` apart and then sets the pod to `final_phase`. A pod with a `fetch` init
+container stays Pending (that container running) until its log (`?container=fetch`) was
+read: it writes `fetch_lines`, then the container terminates with `fetch_exit` (its message
+the last line, as `terminationMessagePolicy: FallbackToLogsOnError` does) and a non-zero exit
+fails the pod, as an init container's failure does with `restartPolicy: Never`.
 """
 
 from __future__ import annotations
@@ -27,10 +32,14 @@ from .net import free_port
 class FakeKubeAPI:
     log_lines: list[str] = field(default_factory=list)
     final_phase: str = "Succeeded"
+    fetch_lines: list[str] = field(default_factory=list)
+    fetch_exit: int = 0
+    log_requests: list[str] = field(default_factory=list)  # container names, in order
     line_delay: float = 0.01
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    created_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     line_times: list[float] = field(default_factory=list)
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     policy_calls: list[str] = field(default_factory=list)  # "create <name>" / "replace <name>"
@@ -84,10 +93,24 @@ class PodsHandler(Base):
         if name in self.api.pods:
             return self.status(409, "AlreadyExists")
         body["status"] = {"phase": "Pending"}
+        inits = [c["name"] for c in body["spec"].get("initContainers", [])]
+        if "fetch" in inits:
+            body["status"]["initContainerStatuses"] = [container_status("fetch", running={})]
         self.api.pods[name] = body
         self.api.created.append(name)
+        self.api.created_bodies[name] = json.loads(self.request.body)
         self.set_status(201)
         self.finish(body)
+
+
+def container_status(name: str, **state: Any) -> dict[str, Any]:
+    return {"name": name, "image": "r2d", "imageID": "", "ready": False, "restartCount": 0,
+            "state": state}  # fmt: skip
+
+
+def fetch_running(pod: dict[str, Any]) -> bool:
+    statuses = pod["status"].get("initContainerStatuses", [])
+    return any(s["name"] == "fetch" and "running" in s["state"] for s in statuses)
 
 
 class PodHandler(Base):
@@ -95,7 +118,7 @@ class PodHandler(Base):
         pod = self.pod(name)
         if pod is None:
             return self.status(404, "NotFound")
-        if pod["status"]["phase"] == "Pending":
+        if pod["status"]["phase"] == "Pending" and not fetch_running(pod):
             pod["status"]["phase"] = "Running"
             self.finish({**pod, "status": {"phase": "Pending"}})
             return
@@ -115,6 +138,10 @@ class LogHandler(Base):
         if pod is None:
             return self.status(404, "NotFound")
         self.set_header("Content-Type", "text/plain")
+        container = self.get_query_argument("container", "builder")
+        self.api.log_requests.append(container)
+        if container == "fetch":
+            return await self.fetch_log(name, pod)
         for i, line in enumerate(self.api.log_lines):
             if i == len(self.api.line_times):  # a pod's log keeps its first timestamps
                 self.api.line_times.append(time.time())
@@ -125,6 +152,23 @@ class LogHandler(Base):
             await asyncio.sleep(self.api.line_delay)
         if name in self.api.pods:
             pod["status"]["phase"] = self.api.final_phase
+        self.finish()
+
+    async def fetch_log(self, name: str, pod: dict[str, Any]) -> None:
+        for line in self.api.fetch_lines:
+            stamp = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+            self.write(f"{stamp} {line}\n")
+            await self.flush()
+        if fetch_running(pod):
+            code = self.api.fetch_exit
+            ended = {
+                "exitCode": code,
+                "reason": "Error" if code else "Completed",
+                "message": self.api.fetch_lines[-1] if code and self.api.fetch_lines else "",
+            }
+            pod["status"]["initContainerStatuses"] = [container_status("fetch", terminated=ended)]
+            if code:
+                pod["status"]["phase"] = "Failed"
         self.finish()
 
 

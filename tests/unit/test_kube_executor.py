@@ -16,7 +16,56 @@ from fancy_env.builder.executors.kube import (
     pod_name,
     split_timestamp,
 )
+from fancy_env.builder.executors.kube_fetch import fetch_program
 from tests.support.fake_k8s import FakeKubeAPI
+
+GIT = [
+    "git", "-c", "http.followRedirects=false", "-c", "credential.helper=",
+    "-c", "protocol.allow=never", "-c", "protocol.http.allow=always",
+    "-c", "protocol.https.allow=always", "-c", "core.hooksPath=/dev/null",
+]  # fmt: skip
+GIT_ENV = {
+    "GIT_ALLOW_PROTOCOL": "https:http", "GIT_ASKPASS": "/bin/true",
+    "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "GIT_PROTOCOL_FROM_USER": "0",
+    "GIT_TERMINAL_PROMPT": "0", "HOME": "/nonexistent", "LC_ALL": "C",
+    "XDG_CONFIG_HOME": "/nonexistent",
+}  # fmt: skip
+
+
+def fetch_init(url: str, commit: str, subdir: str, pin: list[str], resources: dict) -> dict:
+    """The literal `fetch` init container."""
+    spec = {
+        "env": GIT_ENV,
+        "root": "src",
+        "steps": [
+            {"argv": [*GIT, *pin, "clone", "-q", "--no-checkout", "--no-recurse-submodules",
+                      "--", url, "src"],
+             "cwd": ".", "what": f"cloning {url}"},
+            {"argv": [*GIT, "-c", "advice.detachedHead=false", "checkout", "-q", "--detach",
+                      commit, "--"],
+             "cwd": "src", "what": f"checking out commit {commit[:12]}"},
+        ],
+        "subdir": subdir,
+        "timeout": 600,
+    }  # fmt: skip
+    return {
+        "name": "fetch",
+        "image": "r2d:1",
+        "command": ["python3", "-I", "-S", "-c", fetch_program(), json.dumps(spec, sort_keys=True)],
+        "workingDir": "/work",
+        "resources": resources,
+        "securityContext": {
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },  # fmt: skip
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "checkout", "mountPath": "/work"}],
+    }
+
 
 JOB = BuildJob(
     build_id="b1", repo="https://github.com/o/r", ref="main", commit="a" * 40, subdir="env",
@@ -34,7 +83,8 @@ def test_manifest_full() -> None:
     manifest = build_pod_manifest(
         JOB, namespace="builds", build_image="r2d:1", registry_secret="reg",
         engine_mode="host-socket", resources={"limits": {"memory": "2Gi"}},
-        node_selector={"pool": "build"},
+        node_selector={"pool": "build"}, checkout_size_limit="10Gi",
+        pin=["-c", "http.curloptResolve=github.com:443:140.82.112.3"],
     )  # fmt: skip
     assert manifest == {
         "apiVersion": "v1",
@@ -58,6 +108,7 @@ def test_manifest_full() -> None:
             "enableServiceLinks": False,
             "nodeSelector": {"pool": "build"},
             "volumes": [
+                {"name": "checkout", "emptyDir": {"sizeLimit": "10Gi"}},
                 {"name": "docker-socket",
                  "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}},
             ],
@@ -68,8 +119,7 @@ def test_manifest_full() -> None:
                     "args": [
                         "repo2docker", "--engine", "docker", "--json-logs", "--no-run",
                         "--user-id", "1000", "--user-name", "jovyan",
-                        "--image-name", JOB.image, "--ref", "a" * 40,
-                        "--push", "--subdir", "env", "https://github.com/o/r",
+                        "--image-name", JOB.image, "--push", "/work/src/env",
                     ],
                     "env": [
                         {"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"},
@@ -79,9 +129,17 @@ def test_manifest_full() -> None:
                     "resources": {"limits": {"memory": "2Gi"}},
                     "securityContext": {"allowPrivilegeEscalation": False},
                     "volumeMounts": [
-                        {"name": "docker-socket", "mountPath": "/var/run/docker.sock"}
+                        {"name": "checkout", "mountPath": "/work", "readOnly": True},
+                        {"name": "docker-socket", "mountPath": "/var/run/docker.sock"},
                     ],
                 }
+            ],
+            "initContainers": [
+                fetch_init(
+                    "https://github.com/o/r", "a" * 40, "env",
+                    ["-c", "http.curloptResolve=github.com:443:140.82.112.3"],
+                    {"limits": {"memory": "2Gi"}},
+                )
             ],
         },
     }  # fmt: skip
@@ -101,13 +159,16 @@ def test_manifest_minimal() -> None:
                 "args": [
                     "repo2docker", "--engine", "docker", "--json-logs", "--no-run",
                     "--user-id", "1000", "--user-name", "jovyan",
-                    "--image-name", "fe/x:" + "b" * 40, "--ref", "b" * 40, "https://x.org/r",
+                    "--image-name", "fe/x:" + "b" * 40, "/work/src",
                 ],
                 "env": [{"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"}],
                 "resources": {},
                 "securityContext": {"allowPrivilegeEscalation": False},
+                "volumeMounts": [{"name": "checkout", "mountPath": "/work", "readOnly": True}],
             }
         ],
+        "volumes": [{"name": "checkout", "emptyDir": {}}],
+        "initContainers": [fetch_init("https://x.org/r", "b" * 40, "", [], {})],
     }  # fmt: skip
 
 
@@ -136,8 +197,15 @@ LINES = [
 ]
 
 
+async def public_address(host: str, port: int) -> list[str]:
+    """No DNS query leaves this machine: github.com "resolves" to a public address."""
+    return ["140.82.112.3"]
+
+
 async def executor_for(api: FakeKubeAPI) -> KubernetesExecutor:
-    return KubernetesExecutor(api_url=api.url, namespace="ns", poll_interval=0.01)
+    executor = KubernetesExecutor(api_url=api.url, namespace="ns", poll_interval=0.01)
+    executor.resolver = public_address
+    return executor
 
 
 async def test_run_creates_streams_and_deletes() -> None:

@@ -136,11 +136,14 @@ def test_executor_refuses_bad_config(trait: str, value: Any, message: str) -> No
 
 def test_dind_pod() -> None:
     manifest = build_pod_manifest(JOB, namespace="ns", build_image="r2d:1", dind_image="dind:1")
+    fetch = manifest["spec"]["initContainers"][0]  # literal in test_kube_executor.py
+    assert fetch["name"] == "fetch"  # first: the checkout is made before dind starts
     assert manifest["spec"] == {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "initContainers": [
+            fetch,
             {
                 "name": "dind",
                 "image": "dind:1",
@@ -162,6 +165,7 @@ def test_dind_pod() -> None:
             }
         ],
         "volumes": [
+            {"name": "checkout", "emptyDir": {}},
             {"name": "dind-socket", "emptyDir": {}},
             {"name": "dind-storage", "emptyDir": {}},
         ],
@@ -172,7 +176,7 @@ def test_dind_pod() -> None:
                 "args": [
                     "repo2docker", "--engine", "docker", "--json-logs", "--no-run",
                     "--user-id", "1000", "--user-name", "jovyan",
-                    "--image-name", JOB.image, "--ref", "c" * 40, "--push", "https://x.org/r",
+                    "--image-name", JOB.image, "--push", "/work/src",
                 ],
                 "env": [
                     {"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"},
@@ -180,7 +184,10 @@ def test_dind_pod() -> None:
                 ],
                 "resources": {},
                 "securityContext": {"allowPrivilegeEscalation": False},
-                "volumeMounts": [{"name": "dind-socket", "mountPath": "/var/run/dind"}],
+                "volumeMounts": [
+                    {"name": "checkout", "mountPath": "/work", "readOnly": True},
+                    {"name": "dind-socket", "mountPath": "/var/run/dind"},
+                ],
             }
         ],
     }  # fmt: skip
@@ -202,7 +209,8 @@ def test_engine_modes(mode: str, socket: str, has_host_path: bool, has_dind: boo
     )["spec"]
     volumes = spec.get("volumes", [])
     assert any("hostPath" in v for v in volumes) == has_host_path
-    assert ("initContainers" in spec) == has_dind
+    inits = [c["name"] for c in spec["initContainers"]]
+    assert inits == (["fetch", "dind"] if has_dind else ["fetch"])  # every mode fetches first
     env = {e["name"] for e in spec["containers"][0]["env"]}
     assert ("DOCKER_HOST" in env) == has_dind
 
@@ -215,8 +223,13 @@ def test_unknown_engine_mode_is_refused() -> None:
 LINES = ['{"message": "Step 1/1 : FROM base\\n", "phase": "building"}']
 
 
+async def public_address(host: str, port: int) -> list[str]:
+    return ["93.184.215.14"]  # the service "resolves" the repo's host: no DNS query is sent
+
+
 async def run_build(api: FakeKubeAPI, **config: Any) -> KubernetesExecutor:
     executor = KubernetesExecutor(api_url=api.url, namespace="ns", poll_interval=0.01, **config)
+    executor.resolver = public_address
     try:
         await executor.run(JOB, lambda p, m: None)
     finally:
@@ -241,6 +254,7 @@ async def test_existing_policy_is_replaced_once_per_process() -> None:
     api = await FakeKubeAPI(log_lines=LINES).start()
     api.policies["fancy-env-build"] = {"stale": True}
     executor = KubernetesExecutor(api_url=api.url, namespace="ns", poll_interval=0.01)
+    executor.resolver = public_address
     try:
         await executor.run(JOB, lambda p, m: None)
         await executor.run(JOB, lambda p, m: None)

@@ -19,47 +19,40 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import os
-import re
 from datetime import datetime
 from typing import Any
 
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
+from ...repos import RepoPolicy
+from ..checkout import Resolver, approve, resolve_host
+from ..confine import CheckoutError
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
+from .kube_fetch import (
+    BUILDER_MOUNT,
+    FETCH_CONTAINER,
+    checkout_volume,
+    fetch_container,
+    local_context,
+)
+from .kube_policy import (
+    BUILD_LABELS,
+    DENIED_V4,
+    DENIED_V6,
+    POLICY_NAME,
+    build_network_policy_manifest,
+    parse_egress_entry,
+)
 
+__all__ = [
+    "DENIED_V4", "DENIED_V6", "KubernetesExecutor", "build_network_policy_manifest",
+    "build_pod_manifest", "parse_egress_entry", "pod_name", "repo2docker_args",
+]  # fmt: skip
 SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-BUILD_LABELS = {"app.kubernetes.io/name": "fancy-env", "app.kubernetes.io/component": "build"}
-POLICY_NAME = "fancy-env-build"
 DIND_SOCKET_DIR = "/var/run/dind"
 DIND_HOST = f"unix://{DIND_SOCKET_DIR}/docker.sock"
 ENGINE_MODES = ("dind", "host-socket", "none")
-# Never reachable from a build, whatever the admin allows on top (IPv4 and IPv6).
-DENIED_V4 = (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
-)  # fmt: skip
-DENIED_V6 = ("::1/128", "::ffff:0:0/96", "fc00::/7", "fe80::/10", "ff00::/8")
-_EGRESS_ENTRY = re.compile(r"(?P<cidr>[0-9A-Fa-f:.]+/[0-9]{1,3})(?::(?P<port>[0-9]{1,5}))?")
-
-
-def parse_egress_entry(entry: str) -> tuple[str, int | None]:
-    """`CIDR` or `CIDR:port` (TCP) -> (normalised CIDR, port); ValueError names the entry."""
-    m = _EGRESS_ENTRY.fullmatch(entry.strip())
-    try:
-        if m is None:
-            raise ValueError
-        network = ipaddress.ip_network(m["cidr"], strict=False)
-        port = int(m["port"]) if m["port"] else None
-        if port is not None and not 0 < port < 65536:
-            raise ValueError
-    except ValueError:
-        raise ValueError(
-            f"allowed_egress entry {entry!r} is not CIDR or CIDR:port "
-            "(e.g. '10.1.2.3/32:3141' or 'fd00::/64')"
-        ) from None
-    return str(network), port
 
 
 def pod_name(image: str) -> str:
@@ -68,16 +61,15 @@ def pod_name(image: str) -> str:
 
 
 def repo2docker_args(job: BuildJob, engine: str, user_id: int, user_name: str) -> list[str]:
+    """repo2docker on the fetched local directory (`/work/src/<subdir>`): the Local content
+    provider, so no clone, no `--ref` (the fetch checked out the commit), no `--subdir`."""
     args = [
         "repo2docker", "--engine", engine, "--json-logs", "--no-run",
-        "--user-id", str(user_id), "--user-name", user_name,
-        "--image-name", job.image, "--ref", job.commit,
+        "--user-id", str(user_id), "--user-name", user_name, "--image-name", job.image,
     ]  # fmt: skip
     if job.push:
         args.append("--push")
-    if job.subdir:
-        args += ["--subdir", job.subdir]
-    return [*args, job.repo]
+    return [*args, local_context(job.subdir)]
 
 
 def dind_sidecar(image: str, resources: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -126,6 +118,16 @@ def _engine_parts(
     return [], [], [], []
 
 
+def builder_env(engine_env: list[dict[str, Any]], registry_secret: str) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"}, *engine_env]
+    if registry_secret:
+        env.append({
+            "name": "CONTAINER_ENGINE_REGISTRY_CREDENTIALS",
+            "valueFrom": {"secretKeyRef": {"name": registry_secret, "key": "credentials"}},
+        })  # fmt: skip
+    return env
+
+
 def build_pod_manifest(
     job: BuildJob,
     *,
@@ -141,25 +143,32 @@ def build_pod_manifest(
     dind_resources: dict[str, Any] | None = None,
     resources: dict[str, dict[str, str]] | None = None,
     node_selector: dict[str, str] | None = None,
+    pin: list[str] | None = None,
+    fetch_user_id: int = 65534,
+    fetch_timeout: float = 600,
+    checkout_size_limit: str = "",
 ) -> dict[str, Any]:
     """The build pod for `job` (pure). `engine_mode`: "dind" (a sidecar engine in the pod),
-    "host-socket" (the node's `docker_socket`), "none" (`build_image` brings its own)."""
+    "host-socket" (the node's `docker_socket`), "none" (`build_image` brings its own).
+    The `fetch` init container clones first (`pin`: the git options the service's approval
+    returned), then the builder builds the local checkout (see kube_fetch)."""
     if engine_mode not in ENGINE_MODES:
         raise ValueError(f"engine_mode {engine_mode!r} is not one of {', '.join(ENGINE_MODES)}")
     engine_env, mounts, volumes, init = _engine_parts(
         engine_mode, docker_socket, dind_image, dind_resources
     )
-    env: list[dict[str, Any]] = [{"name": "GIT_ALLOW_PROTOCOL", "value": "https:http"}, *engine_env]
-    if registry_secret:
-        env.append({
-            "name": "CONTAINER_ENGINE_REGISTRY_CREDENTIALS",
-            "valueFrom": {"secretKeyRef": {"name": registry_secret, "key": "credentials"}},
-        })  # fmt: skip
+    fetch = fetch_container(
+        job, image=build_image, pin=pin or [], run_as=fetch_user_id, timeout=fetch_timeout,
+        resources=resources,
+    )  # fmt: skip
+    init = [fetch, *init]
+    mounts = [BUILDER_MOUNT, *mounts]
+    volumes = [checkout_volume(checkout_size_limit), *volumes]
     container: dict[str, Any] = {
         "name": "builder",
         "image": build_image,
         "args": repo2docker_args(job, engine, user_id, user_name),
-        "env": env,
+        "env": builder_env(engine_env, registry_secret),
         "resources": resources or {},
         "securityContext": {"allowPrivilegeEscalation": False},
     }
@@ -169,11 +178,9 @@ def build_pod_manifest(
         "enableServiceLinks": False,
         "containers": [container],
     }
-    if mounts:
-        container["volumeMounts"] = mounts
-        spec["volumes"] = volumes
-    if init:
-        spec["initContainers"] = init
+    container["volumeMounts"] = mounts
+    spec["volumes"] = volumes
+    spec["initContainers"] = init
     if node_selector:
         spec["nodeSelector"] = dict(node_selector)
     metadata = pod_metadata(job, namespace)
@@ -189,59 +196,6 @@ def pod_metadata(job: BuildJob, namespace: str) -> dict[str, Any]:
             "fancy-env/image": job.image,
             "fancy-env/repo": job.repo,
             "fancy-env/commit": job.commit,
-        },
-    }
-
-
-def build_network_policy_manifest(
-    namespace: str,
-    *,
-    allowed_egress: list[str] | tuple[str, ...] = (),
-    denied_cidrs: list[str] | tuple[str, ...] = (),
-    dns_namespace: str = "kube-system",
-    dns_pod_labels: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The NetworkPolicy of build pods (pure): no ingress; egress to DNS (kube-dns pods,
-    port 53), to every public address (0.0.0.0/0 and ::/0 minus private, loopback,
-    link-local, multicast and `denied_cidrs`), and to each admin `allowed_egress` entry
-    (`CIDR` or `CIDR:port`, TCP)."""
-    extra_v4 = [c for c in denied_cidrs if ipaddress.ip_network(c, strict=False).version == 4]
-    extra_v6 = [c for c in denied_cidrs if ipaddress.ip_network(c, strict=False).version == 6]
-    dns_port = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
-    egress: list[dict[str, Any]] = [
-        {
-            "to": [
-                {
-                    "namespaceSelector": {
-                        "matchLabels": {"kubernetes.io/metadata.name": dns_namespace}
-                    },
-                    "podSelector": {"matchLabels": dict(dns_pod_labels or {"k8s-app": "kube-dns"})},
-                }
-            ],
-            "ports": dns_port,
-        },
-        {
-            "to": [
-                {"ipBlock": {"cidr": "0.0.0.0/0", "except": [*DENIED_V4, *extra_v4]}},
-                {"ipBlock": {"cidr": "::/0", "except": [*DENIED_V6, *extra_v6]}},
-            ]
-        },
-    ]
-    for entry in allowed_egress:
-        cidr, port = parse_egress_entry(entry)
-        rule: dict[str, Any] = {"to": [{"ipBlock": {"cidr": cidr}}]}
-        if port is not None:
-            rule["ports"] = [{"protocol": "TCP", "port": port}]
-        egress.append(rule)
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": POLICY_NAME, "namespace": namespace, "labels": dict(BUILD_LABELS)},
-        "spec": {
-            "podSelector": {"matchLabels": dict(BUILD_LABELS)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [],
-            "egress": egress,
         },
     }
 
@@ -334,9 +288,41 @@ class KubernetesExecutor(Executor):
         "in-cluster config, else the kubeconfig.",
     ).tag(config=True)
     poll_interval = Float(1.0, help="Seconds between pod status checks.").tag(config=True)
+    fetch_user_id = Int(
+        65534,
+        help="uid (and gid) the build pod's `fetch` init container runs git as (non-root; "
+        "the checkout emptyDir is world-writable, the builder mounts it read-only).",
+    ).tag(config=True)
+    fetch_timeout = Float(
+        600, help="Seconds one git command of the in-pod fetch (clone, checkout) may take."
+    ).tag(config=True)
+    checkout_size_limit = Unicode(
+        "10Gi",
+        help="sizeLimit of the build pod's checkout emptyDir (the kubelet evicts a pod whose "
+        "checkout grows beyond it); '' = no limit.",
+    ).tag(config=True)
+    allow_submodules = Bool(
+        False,
+        help="Not supported with build pods: each submodule URL must pass the service's host "
+        "policy before it is fetched, and that check runs in the service, not the pod. "
+        "Submodules stay off (the build log says so); True is refused at start.",
+    ).tag(config=True)
 
+    repo_policy: RepoPolicy = RepoPolicy()  # set by the app (the service's host policy)
+    resolver: Resolver = staticmethod(resolve_host)
     _api: Any = None
     _policy_ready = False
+
+    @validate("allow_submodules")
+    def _no_submodules(self, proposal: Any) -> bool:
+        if proposal.value:
+            raise TraitError(
+                "KubernetesExecutor.allow_submodules=True is not supported: submodule URLs "
+                "are checked by the service's host policy, which does not run in build pods. "
+                "Submodules stay off with the Kubernetes executor (use the Docker executor's "
+                "allow_submodules, or vendor the submodules into the repository)."
+            )
+        return False
 
     @validate("engine_mode")
     def _valid_engine_mode(self, proposal: Any) -> str:
@@ -378,14 +364,24 @@ class KubernetesExecutor(Executor):
             self._api = client.CoreV1Api(client.ApiClient(configuration))
         return self._api
 
-    def manifest(self, job: BuildJob) -> dict[str, Any]:
+    def manifest(self, job: BuildJob, pin: list[str] | None = None) -> dict[str, Any]:
         return build_pod_manifest(
             job, namespace=self.namespace, build_image=self.build_image, engine=self.engine,
             user_id=self.user_id, user_name=self.user_name, registry_secret=self.registry_secret,
             engine_mode=self.engine_mode, docker_socket=self.docker_socket,
             dind_image=self.dind_image, dind_resources=self.dind_resources,
-            resources=self.resources, node_selector=self.node_selector,
+            resources=self.resources, node_selector=self.node_selector, pin=pin,
+            fetch_user_id=self.fetch_user_id, fetch_timeout=self.fetch_timeout,
+            checkout_size_limit=self.checkout_size_limit,
         )  # fmt: skip
+
+    async def approved_pin(self, job: BuildJob) -> list[str]:
+        """Check the URL with the service's policy, resolve its host once, and return the
+        git options that pin the approved address (BuildFailed names the refusal)."""
+        try:
+            return await approve(job.repo, self.repo_policy, self.resolver)
+        except CheckoutError as e:
+            raise BuildFailed(e.reason) from None
 
     def policy(self) -> dict[str, Any]:
         return build_network_policy_manifest(
@@ -439,18 +435,22 @@ class KubernetesExecutor(Executor):
 
         api, name = await self.api(), pod_name(job.image)
         await self.ensure_policy()
+        created = False
+        if await self._phase(name) is None:  # an existing pod is adopted, never fetched again
+            pin = await self.approved_pin(job)
+            try:
+                await api.create_namespaced_pod(self.namespace, self.manifest(job, pin))
+                created = True
+            except ApiException as e:
+                if e.status != 409:
+                    raise BuildFailed(f"could not create the build pod: {e.reason}") from None
+        emit("fetching", f"{'Started' if created else 'Attached to the running'} build pod {name}")
         try:
-            await api.create_namespaced_pod(self.namespace, self.manifest(job))
-            emit("fetching", f"Started build pod {name}")
-        except ApiException as e:
-            if e.status != 409:
-                raise BuildFailed(f"could not create the build pod: {e.reason}") from None
-            emit("fetching", f"Attached to the running build pod {name}")
-        try:
+            await self._follow_fetch(name, job, emit)
             await self._wait_started(name, emit)
-            await self._stream_logs(name, job, emit)
+            await self._stream_logs(name, job, emit, "builder")
             phase = await self._wait_finished(name)
-        except asyncio.CancelledError:
+        except BaseException:
             if not self.shutting_down:
                 await self._delete(name)
             raise
@@ -458,33 +458,80 @@ class KubernetesExecutor(Executor):
         if phase != "Succeeded":
             raise BuildFailed(f"build pod {name} ended with phase {phase}")
 
+    async def _read(self, name: str) -> Any:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            return await (await self.api()).read_namespaced_pod(name, self.namespace)
+        except ApiException as e:
+            if e.status == 404:
+                raise BuildFailed(f"build pod {name} disappeared") from None
+            raise
+
+    async def _fetch_state(self, name: str) -> tuple[str, Any, bool]:
+        """(pod phase, the fetch container's state or None, whether the pod has one)."""
+        pod = await self._read(name)
+        phase = str(pod.status.phase) if pod.status and pod.status.phase else "Pending"
+        inits = (pod.spec.init_containers or []) if pod.spec else []
+        has_fetch = any(c.name == FETCH_CONTAINER for c in inits)
+        statuses = (pod.status.init_container_statuses or []) if pod.status else []
+        state = next((c.state for c in statuses if c.name == FETCH_CONTAINER), None)
+        return phase, state, has_fetch
+
+    async def _follow_fetch(self, name: str, job: BuildJob, emit: Emit) -> None:
+        """Stream the `fetch` init container's log; BuildFailed with its refusal."""
+        phase, state, has_fetch = await self._fetch_state(name)
+        if not has_fetch:
+            return  # a pod made before build pods fetched: nothing to follow
+        if phase == "Pending" and not (state and (state.running or state.terminated)):
+            emit("fetching", f"Waiting for build pod {name} to start")
+        while phase == "Pending" and not (state and (state.running or state.terminated)):
+            await asyncio.sleep(self.poll_interval)
+            phase, state, _ = await self._fetch_state(name)
+        failure = await self._stream_logs(name, job, emit, FETCH_CONTAINER)
+        while phase == "Pending" and not (state and state.terminated):
+            await asyncio.sleep(self.poll_interval)
+            phase, state, _ = await self._fetch_state(name)
+        ended = state.terminated if state else None
+        if ended is not None and ended.exit_code:
+            message = (ended.message or "").strip().splitlines()
+            fallback = parse_r2d_line(message[-1], "fetching")[1] if message else ""
+            raise BuildFailed(failure or fallback or f"the fetch exited with {ended.exit_code}")
+        if ended is None and phase == "Failed" and failure:
+            raise BuildFailed(failure)
+
     async def _wait_started(self, name: str, emit: Emit) -> None:
         # one line only: a pod stuck in Pending (say, an image pull error) then trips the
         # silence timeout instead of waiting for the total timeout
         if (phase := await self._phase(name)) == "Pending":
-            emit("fetching", f"Waiting for build pod {name} to start")
+            emit("fetching", f"Waiting for the builder of pod {name} to start")
         while phase == "Pending":
             await asyncio.sleep(self.poll_interval)
             phase = await self._phase(name)
         if phase is None:
             raise BuildFailed(f"build pod {name} disappeared")
 
-    async def _stream_logs(self, name: str, job: BuildJob, emit: Emit) -> None:
+    async def _stream_logs(self, name: str, job: BuildJob, emit: Emit, container: str) -> str:
+        """Emit the container's log lines (after `job.resume_after`); the failure line."""
         api = await self.api()
         response = await api.read_namespaced_pod_log(
-            name, self.namespace, follow=True, timestamps=True, _preload_content=False
-        )
-        phase = "fetching"
+            name, self.namespace, container=container, follow=True, timestamps=True,
+            _preload_content=False,
+        )  # fmt: skip
+        phase, failure = "fetching", ""
         try:
             async for raw in response.content:
                 when, line = split_timestamp(raw.decode("utf-8", "replace").rstrip("\n"))
                 if job.resume_after and when and when <= job.resume_after:
                     continue
                 phase, message, failed = parse_r2d_line(line, phase)
+                if failed and message.strip():
+                    failure = message.strip().splitlines()[0]
                 if message.strip():
                     emit(phase, message)
         finally:
             response.release()
+        return failure
 
     async def _wait_finished(self, name: str) -> str:
         while (phase := await self._phase(name)) in ("Pending", "Running"):  # noqa: ASYNC110
