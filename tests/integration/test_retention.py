@@ -10,16 +10,22 @@ spawner's confirm.
 The registry is the same Debian `docker-registry` as scripts/setup.sh's, with the same config
 (`storage.delete.enabled: true`), but an instance of its own on a free loopback port: its
 garbage collection must not race the pushes other test sessions make to 127.0.0.1:5000.
+Because that registry starts empty, the repositories build `FROM` a 2 MB base made here (the
+host's `sleep` and its two libraries, `docker import`ed), not the 700 MB single-user image:
+compressing and pushing that to a fresh registry took minutes per repository on a loaded
+2-core machine, and retention does not care what is inside an image.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +106,27 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     reg.stop()
 
 
+SLEEP_FILES = {  # path in the image: path on the host (followed if a symbolic link)
+    "usr/bin/sleep": "/usr/bin/sleep",
+    "lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6",
+    "lib64/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2",
+}
+
+
+@pytest.fixture
+def tiny_base(docker_engine: str) -> Iterator[str]:
+    """A 2 MB image that can run `sleep` (the host's binary and libraries)."""
+    name = f"fancy-env-gc-test-base:{secrets.token_hex(4)}"
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for inside, host in SLEEP_FILES.items():
+            tar.add(os.path.realpath(host), arcname=inside)
+    subprocess.run(["docker", "import", "-", name], input=data.getvalue(), check=True,
+                   capture_output=True)  # fmt: skip
+    yield name
+    subprocess.run(["docker", "rmi", name], capture_output=True)
+
+
 def engine_images(prefix: str) -> set[str]:
     out = subprocess.run(
         ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
@@ -134,7 +161,7 @@ def wait_built(svc: BuilderProcess, build: dict[str, Any], user: str) -> dict[st
 @pytest.mark.docker
 @pytest.mark.slow
 def test_thirty_builds_keep_two_per_repo_and_the_image_in_use(
-    tmp_path: Path, git_server: GitServer, docker_engine: str, registry: Registry
+    tmp_path: Path, git_server: GitServer, tiny_base: str, registry: Registry
 ) -> None:
     started = time.monotonic()
     path_prefix = f"fancy-env-gc-test-{secrets.token_hex(4)}/"
@@ -160,7 +187,7 @@ def test_thirty_builds_keep_two_per_repo_and_the_image_in_use(
         for i in range(COMMITS):
             for r, repo in enumerate(repos):
                 repo.commit({
-                    "Dockerfile": f"FROM {docker_engine}\nCOPY marker.txt /tmp/marker.txt\n",
+                    "Dockerfile": f"FROM {tiny_base}\nCOPY marker.txt /tmp/marker.txt\n",
                     "marker.txt": f"repository {r} commit {i}\n",
                 })  # fmt: skip
                 resp = svc.post(f"u{r}", repo.url)  # one user per repository: built in order
