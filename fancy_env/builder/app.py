@@ -187,6 +187,12 @@ class BuilderApp(Application):
         help="Images requested (built or found in the cache) in the last this many seconds "
         "count as in use: the launch that asked for them may still be starting.",
     ).tag(config=True)
+    gc_local_engine = Bool(
+        True,
+        help="Image retention also applies to the local engine (docker_socket): its images "
+        "are removed and its containers count as in use. Turn off when the service has no "
+        "engine of its own (build pods on Kubernetes).",
+    ).tag(config=True)
     gc_registry_config = Unicode(
         "",
         help="Path of the registry's own config file when it runs on this machine (Debian "
@@ -290,7 +296,7 @@ class BuilderApp(Application):
         config = GCConfig(
             image_prefix=self.image_prefix,
             policy=RetentionPolicy(self.gc_keep_per_repo, self.gc_max_unused_days),
-            docker_socket=self.docker_socket if real else "",
+            docker_socket=self.docker_socket if real and self.gc_local_engine else "",
             registry_url=self.registry_url if real else "",
             registry_gc_config=self.gc_registry_config,
             registry_gc_command=tuple(self.gc_registry_command),

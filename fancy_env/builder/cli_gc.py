@@ -63,8 +63,8 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"{verb} {item['image']}  {human(item['bytes'])}  ({item['reason']})"
              for item in report["remove"]]  # fmt: skip
     lines.append(
-        f"{len(report['remove'])} image(s) {verb}, {human(report['bytes'])} "
-        f"({report['bytes']} bytes); {len(report['keep'])} kept"
+        f"{verb} {len(report['remove'])} image(s), {human(report['bytes'])} "
+        f"({report['bytes']} bytes); kept {len(report['keep'])}"
     )
     if report.get("registry_gc"):
         lines.append(f"registry garbage collection: {report['registry_gc']}")

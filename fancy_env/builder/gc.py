@@ -479,5 +479,8 @@ class Collector:
             return f"failed to run {command[0]}: {e}"
         out, _ = await proc.communicate()
         lines = out.decode("utf-8", "replace").strip().splitlines()
-        tail = lines[-1] if lines else ""
-        return f"exit {proc.returncode}: {tail}" if proc.returncode else f"done: {tail}"
+        if proc.returncode:
+            return f"exit {proc.returncode}: {lines[-1] if lines else ''}"
+        blobs = sum("blob eligible for deletion" in line for line in lines)
+        manifests = sum("manifest eligible for deletion" in line for line in lines)
+        return f"done: {blobs} blob(s) and {manifests} manifest(s) deleted"

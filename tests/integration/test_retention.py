@@ -141,6 +141,22 @@ def remove_engine_images(prefix: str) -> None:
         subprocess.run(["docker", "rmi", *images], capture_output=True)
 
 
+def delete_from_registry(prefix: str) -> None:
+    """Delete every manifest under `prefix` (a test's own path) from its registry."""
+    host, _, path = prefix.partition("/")
+    base = f"http://{host}/v2/"
+    accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    catalog = requests.get(base + "_catalog?n=10000", timeout=30).json()
+    for repo in catalog.get("repositories") or []:
+        if not repo.startswith(path):
+            continue
+        for tag in requests.get(f"{base}{repo}/tags/list", timeout=10).json().get("tags") or []:
+            head = requests.head(f"{base}{repo}/manifests/{tag}", headers=accept, timeout=10)
+            digest = head.headers.get("Docker-Content-Digest")
+            if digest:
+                requests.delete(f"{base}{repo}/manifests/{digest}", timeout=10)
+
+
 def fancy_env_gc(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
@@ -214,7 +230,7 @@ def test_thirty_builds_keep_two_per_repo_and_the_image_in_use(
         assert dry.returncode == 0, dry.stderr + dry.stdout
         lines = [line for line in dry.stdout.splitlines() if line.startswith("would remove ")]
         assert {line.split()[2] for line in lines} == removed
-        assert f"{len(removed)} image(s) would remove" in dry.stdout
+        assert f"would remove {len(removed)} image(s)" in dry.stdout
         assert engine_images(prefix) == all_images  # a dry run removes nothing
         assert sum(len(t) for t in registry.contents(path_prefix).values()) == len(all_images)
 
@@ -343,3 +359,84 @@ def test_gc_refusals(fake_builder: BuilderProcess) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT), "JUPYTERHUB_API_TOKEN": ""},
     )  # fmt: skip
     assert usage.returncode == 2 and "--hub URL or --url" in usage.stderr
+
+
+# ---- under a real hub: a running server's image survives (the hub API source) ------------
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_running_server_keeps_its_image(
+    hub_factory: Any, tmp_path: Path, git_server: GitServer, docker_engine: str
+) -> None:
+    """The engine is left out of retention here (gc_local_engine = False), so only the hub's
+    answer (alice's server and the build it confirmed) protects the image in the registry."""
+    import textwrap
+
+    prefix = f"127.0.0.1:5000/fancy-env-gc-test-{secrets.token_hex(4)}/"
+    builder = {"BuilderApp": {"gc_keep_per_repo": 1, "gc_recent_seconds": 0,
+                              "gc_max_unused_days": 0, "gc_local_engine": False}}  # fmt: skip
+    config = textwrap.dedent(f"""
+    import fancy_env
+    c.JupyterHub.spawner_class = "fancy_env.spawner_docker.FancyDockerSpawner"
+    c.DockerSpawner.image = {docker_engine!r}
+    c.DockerSpawner.remove = True
+    c.DockerSpawner.prefix = "fancy-env-gctest"
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 60
+    c.FancyDockerSpawner.profile_list = [{{
+        "display_name": "From a repository", "slug": "repo", "default": True,
+        "kubespawner_override": {{"image": {docker_engine!r}}},
+        "repository_build": {{"enabled": True}},
+    }}]
+    fancy_env.setup(c, state_dir={str(tmp_path / "fe")!r}, port={free_port()},
+                    executor="docker", image_prefix={prefix!r}, allow_loopback_repos=True,
+                    builder_config={builder!r})
+    """)
+    hub = hub_factory(config=config, base_url="/jh/", env={"PYTHONPATH": str(ROOT)})
+    service = hub.url + "services/fancy-env/"
+    wait_for(lambda: requests.get(service + "health", timeout=2).ok, timeout=30,
+             what="build service behind the hub")  # fmt: skip
+    alice = {"Authorization": f"token {hub.user_token('alice')}"}
+    repo = git_server.create("hubgc", {"README.md": "x"})
+    builds = []
+    try:
+        for i in range(3):
+            repo.commit({"Dockerfile": f"FROM {docker_engine}\nLABEL fancy.gc.test={i}\n"})
+            build = requests.post(service + "api/builds", json={"repo": repo.url},
+                                  headers=alice, timeout=60).json()  # fmt: skip
+            with requests.get(service + f"api/builds/{build['id']}/events", headers=alice,
+                              stream=True, timeout=300) as r:  # fmt: skip
+                list(r.iter_lines())
+            builds.append(requests.get(service + f"api/builds/{build['id']}", headers=alice,
+                                       timeout=30).json())  # fmt: skip
+            assert builds[-1]["status"] == "built", builds[-1]
+        oldest = builds[0]
+        r = hub.api("POST", "/users/alice/server", json={"profile": "repo",
+                                                          "build_id": oldest["id"]})  # fmt: skip
+        assert r.status_code in (201, 202), r.text
+        wait_for(lambda: hub.api("GET", "/users/alice").json()["servers"][""]["ready"],
+                 timeout=150, what="alice's server from the oldest image")  # fmt: skip
+
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(
+            [sys.executable, "-m", "fancy_env.cli", "gc", "--hub", hub.url,
+             "--token", hub.admin_token, "--json"],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr + done.stdout
+        import json
+
+        report = json.loads(done.stdout)
+        assert [i["image"] for i in report["remove"]] == [builds[1]["image"]]
+        keep = {i["image"]: i["reason"] for i in report["keep"]}
+        assert keep[oldest["image"]] == "in use: running server alice/"
+        name = oldest["image"].split("/", 1)[1].rsplit(":", 1)[0]
+        tags = requests.get(f"http://127.0.0.1:5000/v2/{name}/tags/list", timeout=10).json()
+        assert set(tags["tags"]) == {oldest["commit"], builds[2]["commit"]}
+    finally:
+        hub.api("DELETE", "/users/alice/server")
+        wait_for(lambda: not hub.api("GET", "/users/alice").json()["servers"], timeout=60,
+                 what="server stopped")  # fmt: skip
+        remove_engine_images(prefix)
+        delete_from_registry(prefix)
