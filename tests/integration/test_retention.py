@@ -146,7 +146,7 @@ def delete_from_registry(prefix: str) -> None:
     host, _, path = prefix.partition("/")
     base = f"http://{host}/v2/"
     accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
-    catalog = requests.get(base + "_catalog?n=10000", timeout=30).json()
+    catalog = requests.get(base + "_catalog?n=1000", timeout=30).json()
     for repo in catalog.get("repositories") or []:
         if not repo.startswith(path):
             continue
