@@ -342,6 +342,30 @@ def test_removed_image_is_built_again_and_links_protect(
     assert hit["cache_hit"] and hit["status"] == "built"
 
 
+def test_schedule_runs_the_policy(tmp_path: Path, git_server: GitServer) -> None:
+    svc = BuilderProcess(
+        tmp_path / "builder", executor="fake",
+        config="""
+        c.FakeExecutor.line_delay = 0
+        c.BuilderApp.gc_keep_per_repo = 1
+        c.BuilderApp.gc_recent_seconds = 0
+        c.BuilderApp.gc_interval = 0.5
+        """,
+    )  # fmt: skip
+    svc.start()
+    try:
+        repo = git_server.create("sched")
+        first = wait_built(svc, svc.post("alice", repo.url).json(), "alice")
+        repo.commit({"f.txt": "2"})
+        second = wait_built(svc, svc.post("alice", repo.url).json(), "alice")
+        status = lambda b: svc.get(f"api/builds/{b['id']}").json()["status"]  # noqa: E731
+        wait_for(lambda: status(first) == "removed", timeout=20, what="the scheduled run")
+        assert status(second) == "built"
+        assert "image retention: removed 1 image(s)" in svc.log_path.read_text()
+    finally:
+        svc.stop()
+
+
 def test_gc_refusals(fake_builder: BuilderProcess) -> None:
     svc = fake_builder
     r = requests.post(svc.url + "api/gc", json={}, headers=svc.headers("alice"), timeout=30)
