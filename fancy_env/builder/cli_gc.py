@@ -63,7 +63,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"{verb} {item['image']}  {human(item['bytes'])}  ({item['reason']})"
              for item in report["remove"]]  # fmt: skip
     lines.append(
-        f"{verb} {len(report['remove'])} image(s), {human(report['bytes'])} "
+        f"total: {verb} {len(report['remove'])} image(s), {human(report['bytes'])} "
         f"({report['bytes']} bytes); kept {len(report['keep'])}"
     )
     if report.get("registry_gc"):

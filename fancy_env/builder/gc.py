@@ -13,6 +13,7 @@ config file is known (one machine); on a cloud registry that is the provider's j
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -178,7 +179,10 @@ class Registry:
         layers = body.get("layers") or []
         config = body.get("config") or {}
         size = int(config.get("size") or 0) + sum(int(x.get("size") or 0) for x in layers)
-        return r.headers.get("Docker-Content-Digest", ""), size, str(config.get("digest", ""))
+        digest = r.headers.get("Docker-Content-Digest") or (
+            "sha256:" + hashlib.sha256(r.body).hexdigest()
+        )
+        return digest, size, str(config.get("digest", ""))
 
     async def created(self, repository: str, config_digest: str) -> float:
         if not config_digest:
@@ -385,6 +389,8 @@ class Collector:
             body = json.loads(r.body)
             users = body["items"] if isinstance(body, dict) else body
             for user in users:
+                if "servers" not in user:
+                    raise GCError("the hub hides users' servers (the service needs read:servers)")
                 for server_name, server in (user.get("servers") or {}).items():
                     if "user_options" not in server:
                         raise GCError("the hub hides servers' user_options (needs read:servers)")

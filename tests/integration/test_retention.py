@@ -230,7 +230,7 @@ def test_thirty_builds_keep_two_per_repo_and_the_image_in_use(
         assert dry.returncode == 0, dry.stderr + dry.stdout
         lines = [line for line in dry.stdout.splitlines() if line.startswith("would remove ")]
         assert {line.split()[2] for line in lines} == removed
-        assert f"would remove {len(removed)} image(s)" in dry.stdout
+        assert f"total: would remove {len(removed)} image(s)" in dry.stdout
         assert engine_images(prefix) == all_images  # a dry run removes nothing
         assert sum(len(t) for t in registry.contents(path_prefix).values()) == len(all_images)
 
