@@ -1,4 +1,5 @@
-"""The `fancy-env` command: `fancy-env up` (a whole hub on this machine) and `fancy-env build`.
+"""The `fancy-env` command: `fancy-env up` (a whole hub on this machine), `fancy-env build`
+and `fancy-env gc` (image retention).
 
 `build` belongs to the build service (`fancy_env.builder.cli_build`) and is imported only when
 used, so `fancy-env up --help` never pulls in the build service's dependencies.
@@ -68,6 +69,7 @@ USAGE = """usage: fancy-env COMMAND [options]
 commands:
   up      run a complete hub on this machine until Ctrl-C (fancy-env up --help-all)
   build   build an image from a Git repository with the build service (fancy-env build --help)
+  gc      remove old images per the retention policy (fancy-env gc --help; --dry-run)
 """
 
 
@@ -455,6 +457,10 @@ def main(argv: list[str] | None = None) -> int:
         from .builder.cli_build import main_build
 
         return int(main_build(rest) or 0)
+    if command == "gc":
+        from .builder.cli_gc import main_gc
+
+        return int(main_gc(rest) or 0)
     if command == "up":
         app = UpApp()
         try:
@@ -464,7 +470,10 @@ def main(argv: list[str] | None = None) -> int:
             say("\nfancy-env up: interrupted before the hub started; nothing to stop")
             return 130
         return 0
-    print(f"fancy-env: unknown command {command!r} (allowed: up, build)\n{USAGE}", file=sys.stderr)
+    print(
+        f"fancy-env: unknown command {command!r} (allowed: up, build, gc)\n{USAGE}",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -112,6 +112,18 @@ def _grant_user_scopes(c: Any, scopes: list[str]) -> None:
         c.JupyterHub.extra_user_scopes = {*_get(c.JupyterHub, "extra_user_scopes", set()), *scopes}
 
 
+# image retention (fancy_env.builder.gc) asks the hub which servers run, and which build each
+# one launched (its user_options); without these it removes nothing
+RETENTION_SCOPES = ["list:users", "read:servers"]
+
+
+def _grant_service_scopes(c: Any, name: str, scopes: list[str]) -> None:
+    role_name = f"{name}-service"
+    roles = [r for r in _get(c.JupyterHub, "load_roles", []) if r.get("name") != role_name]
+    role = {"name": role_name, "scopes": scopes, "services": [name]}
+    c.JupyterHub.load_roles = [*roles, role]
+
+
 def setup(
     c: Any,
     *,
@@ -165,6 +177,8 @@ def setup(
     c.JupyterHub.custom_scopes = custom
     if grant_to_all_users:
         _grant_user_scopes(c, [BUILD_SCOPE, f"access:services!service={name}"])
+
+    _grant_service_scopes(c, name, RETENTION_SCOPES)
 
     api_url = f"http://127.0.0.1:{port}{prefix}"
     spawner = c.FancySpawnerMixin

@@ -91,3 +91,40 @@ def hub_factory(tmp_path: Path) -> Iterator[type]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+# Image name prefixes under which tests build; the engine's images under them are removed at
+# the end of a session that ran docker tests (only the tags that appeared during it). The
+# registry at 127.0.0.1:5000 is shared by concurrent sessions and left alone.
+TEST_IMAGE_PREFIXES = (
+    f"{REGISTRY}/fancy-env-test/",
+    f"{REGISTRY}/fancy-env-form-e2e/",
+    f"{REGISTRY}/fancy-env-share-e2e/",
+)
+
+
+def _test_images() -> set[str]:
+    """The engine's images under the test prefixes (empty when there is no engine)."""
+    if not shutil.which("docker"):
+        return set()
+    out = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return {name for name in out.stdout.split() if name.startswith(TEST_IMAGE_PREFIXES)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_test_images(request: pytest.FixtureRequest) -> Iterator[None]:
+    """At the end of a session that ran `docker` tests, remove from the engine the images
+    that appeared under the test prefixes (set FANCY_ENV_KEEP_TEST_IMAGES=1 to keep them).
+    Images a container still uses stay (`docker rmi` without force). test_retention removes
+    its own (unique prefixes, own registries) itself."""
+    ran_docker = any(item.get_closest_marker("docker") for item in request.session.items)
+    before = _test_images() if ran_docker else set()
+    yield
+    if not ran_docker or os.environ.get("FANCY_ENV_KEEP_TEST_IMAGES"):
+        return
+    names = sorted(_test_images() - before)
+    for start in range(0, len(names), 50):
+        subprocess.run(["docker", "rmi", *names[start : start + 50]], capture_output=True)

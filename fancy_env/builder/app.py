@@ -32,6 +32,7 @@ from ..tickets import secret_bytes
 from . import handlers
 from .db import Store
 from .executors import EXECUTORS, Executor
+from .gc_handler import GCHandler, gc_schedule
 from .registry import (
     EngineChecker,
     LocalCopyChecker,
@@ -208,6 +209,52 @@ class BuilderApp(Application):
         help="Seconds an image found in the registry (or engine) is remembered without asking "
         "again. Image names are commit-addressed, so this only matters if images get pruned; "
         "0 asks every time.",
+    ).tag(config=True)
+    # ---- image retention (fancy_env.builder.gc; docs/builder.md "Image retention") ------
+    gc_keep_per_repo = Int(
+        3,
+        min=1,
+        help="Image retention: keep the newest this many images of each repository (by build "
+        "time). Older ones are removed by `fancy-env gc` and the schedule (gc_interval), "
+        "except images in use (running servers, active environment links, builds in progress "
+        "or just requested, containers on the engine).",
+    ).tag(config=True)
+    gc_max_unused_days = Float(
+        30,
+        min=0,
+        help="Image retention: also remove images not built or requested for this many days, "
+        "even among the newest gc_keep_per_repo (never an image in use). 0 turns this off.",
+    ).tag(config=True)
+    gc_interval = Float(
+        0,
+        min=0,
+        help="Seconds between retention runs inside the service (0 = never: run "
+        "`fancy-env gc` yourself). A run removes from the engine and the registry.",
+    ).tag(config=True)
+    gc_recent_seconds = Float(
+        600,
+        min=0,
+        help="Images requested (built or found in the cache) in the last this many seconds "
+        "count as in use: the launch that asked for them may still be starting.",
+    ).tag(config=True)
+    gc_local_engine = Bool(
+        True,
+        help="Image retention also applies to the local engine (docker_socket): its images "
+        "are removed and its containers count as in use. Turn off when the service has no "
+        "engine of its own (build pods on Kubernetes).",
+    ).tag(config=True)
+    gc_registry_config = Unicode(
+        "",
+        help="Path of the registry's own config file when it runs on this machine (Debian "
+        "`docker-registry`, as `fancy-env up` and scripts/setup.sh start it): after deleting "
+        "manifests, retention runs `docker-registry garbage-collect --delete-untagged` on it to "
+        "free the blobs. Empty: no garbage collection (on a cloud registry it is the "
+        "provider's job). The registry needs `storage.delete.enabled: true`.",
+    ).tag(config=True)
+    gc_registry_command = List(
+        Unicode(),
+        ["docker-registry", "garbage-collect"],
+        help="The registry's garbage-collection command (the config path is appended).",
     ).tag(config=True)
     flush_interval = Float(
         0.02,
@@ -395,6 +442,27 @@ class BuilderApp(Application):
             config, self.log,
         )  # fmt: skip
 
+    def make_collector(self, service: BuildService) -> Any:
+        from .gc import Collector, GCConfig, checker_auth
+        from .retention import RetentionPolicy
+
+        real = self.executor_class != "fake"  # the fake executor touches no engine or registry
+        config = GCConfig(
+            image_prefix=self.image_prefix,
+            policy=RetentionPolicy(self.gc_keep_per_repo, self.gc_max_unused_days),
+            docker_socket=self.docker_socket if real and self.gc_local_engine else "",
+            registry_url=self.registry_url if real else "",
+            registry_gc_config=self.gc_registry_config,
+            registry_gc_command=tuple(self.gc_registry_command),
+            recent_seconds=self.gc_recent_seconds,
+            hub_api_url=os.environ.get("JUPYTERHUB_API_URL", ""),
+            hub_api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+        )
+        return Collector(
+            service.store, config, service.checker, lambda: set(service.by_image),
+            checker_auth(service.checker), self.log,
+        )  # fmt: skip
+
     def make_hub_auth(self) -> Any:
         if not os.environ.get("JUPYTERHUB_API_TOKEN"):
             return None
@@ -409,6 +477,7 @@ class BuilderApp(Application):
             (rf"{p}api/builds/?", handlers.BuildsHandler),
             (rf"{p}api/builds/([0-9a-f]+)/?", handlers.BuildHandler),
             (rf"{p}api/builds/([0-9a-f]+)/events", handlers.EventsHandler),
+            (rf"{p}api/gc", GCHandler),
             (rf"{p}health", handlers.HealthHandler),
             (rf"{p}metrics", handlers.MetricsHandler),
             (rf"{p}?", handlers.RootHandler),
@@ -418,6 +487,7 @@ class BuilderApp(Application):
         web_app = WebApplication(
             routes,
             build_service=service,
+            collector=self.make_collector(service),
             service_prefix=p,
             service_name=self.service_name,
             service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
@@ -458,8 +528,9 @@ class BuilderApp(Application):
         service = self.make_service()
         await service.start()
         url = urlsplit(self.bind_url)
+        web_app = self.make_web_app(service)
         server = HTTPServer(
-            self.make_web_app(service), xheaders=True, idle_connection_timeout=75,
+            web_app, xheaders=True, idle_connection_timeout=75,
             max_body_size=self.server_max_body_size(),
         )  # fmt: skip
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
@@ -470,7 +541,10 @@ class BuilderApp(Application):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        schedule = gc_schedule(web_app.settings["collector"], self.gc_interval, self.log)
         await stop.wait()
+        if schedule is not None:
+            schedule.cancel()
         server.stop()
         await service.stop()
         service.store.close()

@@ -320,6 +320,10 @@ class RememberingChecker:
         """An image this service just built and pushed."""
         self.found[image] = time.monotonic()
 
+    def forget(self, image: str) -> None:
+        """An image that was removed (retention): ask again next time."""
+        self.found.pop(image, None)
+
     async def exists(self, image: str) -> bool:
         now = time.monotonic()
         seen = self.found.get(image)

@@ -58,10 +58,13 @@ def test_redefined_user_role_keeps_self(tmp_path: Path) -> None:
     c = Config()
     c.JupyterHub.load_roles = [{"name": "user", "scopes": ["read:users"]}]
     fancy_env.setup(c, state_dir=tmp_path)
-    (role,) = c.JupyterHub.load_roles
+    role, service_role = c.JupyterHub.load_roles
     assert set(role["scopes"]) == {
         "self", "read:users", "custom:fancy-env:build", "access:services!service=fancy-env",
     }  # fmt: skip
+    # image retention: the service may list running servers (and their user_options)
+    assert service_role == {"name": "fancy-env-service", "services": ["fancy-env"],
+                            "scopes": ["list:users", "read:servers"]}  # fmt: skip
 
 
 def test_everything_stays_overridable(tmp_path: Path) -> None:
