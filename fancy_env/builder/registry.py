@@ -106,6 +106,17 @@ class RegistryChecker:
             raise CacheCheckError(f"registry {self.host} answered {response.code} for {image}")
         return True
 
+    async def auth_headers(self, repository: str) -> dict[str, str]:
+        """Authorization for image retention's calls on `repository` ('' = the catalogue):
+        the credential when the registry asks for Basic, else a token for pull and delete on
+        the repository (or for the catalogue)."""
+        response = await self._fetch(f"{self.registry_url}/v2/", method="GET")
+        if response.code != 401:
+            return {}
+        challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+        scope = f"repository:{repository}:pull,delete" if repository else "registry:catalog:*"
+        return {"Authorization": await self._answer(challenge, scope)}
+
     async def _head(self, url: str, authorization: str) -> HTTPResponse:
         headers = {"Accept": MANIFEST_TYPES}
         if authorization:
