@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -109,7 +110,7 @@ def _rows(events: Iterable[BuildEvent]) -> list[dict[str, Any]]:
             "build_id": e.build_id,
             "seq": e.seq,
             "phase": e.phase,
-            "message": e.message,
+            "message": e.message.replace("\x00", "\ufffd"),  # PostgreSQL text refuses NUL
             "time": e.time,
             "image": e.image,
         }
@@ -125,6 +126,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: pg_advisory_xact_lock key held while the schema is created (fancy_env's own tables)
+SCHEMA_LOCK = 0x66616E6379  # "fancy"
+
+
+def create_schema(engine: Engine, metadata: Any) -> None:
+    """Create missing tables in one transaction that first takes a lock (PostgreSQL: an
+    advisory lock; SQLite: the write lock), so service processes starting together on one
+    database take turns instead of failing on each other's CREATE TABLE. Later start-up
+    steps on the schema (columns added to older databases) belong inside it too."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        metadata.create_all(conn)
+
+
 class Store:
     """Short synchronous queries on the build tables."""
 
@@ -132,7 +150,7 @@ class Store:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        create_schema(self.engine, Base.metadata)
         self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
 
     def add_build(
@@ -172,6 +190,8 @@ class Store:
             return s.get(Build, build_id)
 
     def update(self, build_id: str, **values: Any) -> None:
+        values = {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v
+                  for k, v in values.items()}  # fmt: skip
         with self.session.begin() as s:
             s.execute(update(Build).where(Build.id == build_id).values(**values))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.db import both_databases
 from tests.support.hub import HubProcess
 from tests.support.sharing import sharing_service_config
 
@@ -28,6 +29,8 @@ PROFILES = [
     },
     {"display_name": "GPU", "slug": "gpu", "allowed_groups": ["gpu-users"]},
 ]
+#: every test here runs on SQLite and on PostgreSQL (tests/support/db.py)
+db_backend = both_databases(autouse=True)
 
 SERVICE_CONFIG = f"""
 c.FancyEnvSharing.profile_list = {PROFILES!r}

@@ -23,6 +23,7 @@ import requests
 
 from fancy_env.tickets import HEADER, mint
 
+from . import db
 from .net import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ class BuilderProcess:
             c.BuilderApp.ticket_secret = {SECRET!r}
             c.BuilderApp.allowed_http_hosts = {{"127.0.0.1"}}
             c.BuilderApp.allowed_private_hosts = {{"127.0.0.1"}}
-            c.BuilderApp.db_url = "sqlite:///{self.state}/builds.sqlite"
+            c.BuilderApp.db_url = {db.url_for(self.state, "builds.sqlite")!r}
             c.BuilderApp.admin_users = {{"admin"}}
             c.BuilderApp.keepalive_interval = 0.5
             c.BuilderApp.image_prefix = "127.0.0.1:5000/fancy-env-test/"
