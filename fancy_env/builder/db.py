@@ -8,7 +8,7 @@ single small query, so the event loop is never held for long.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from .events import ACTIVE_PHASES, BuildEvent
@@ -130,17 +130,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 SCHEMA_LOCK = 0x66616E6379  # "fancy"
 
 
-def create_schema(engine: Engine, metadata: Any) -> None:
-    """Create missing tables in one transaction that first takes a lock (PostgreSQL: an
-    advisory lock; SQLite: the write lock), so service processes starting together on one
-    database take turns instead of failing on each other's CREATE TABLE. Later start-up
-    steps on the schema (columns added to older databases) belong inside it too."""
+def create_schema(
+    engine: Engine, metadata: Any, upgrade: Callable[[Connection], None] | None = None
+) -> None:
+    """Create missing tables, then run `upgrade(conn)` (e.g. add columns an older database
+    lacks), in one transaction that first takes a lock (PostgreSQL: an advisory lock; SQLite:
+    the write lock), so service processes starting together on one database take turns
+    instead of failing on each other's CREATE TABLE or ALTER TABLE."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
         elif conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         metadata.create_all(conn)
+        if upgrade is not None:
+            upgrade(conn)
 
 
 class Store:

@@ -13,6 +13,9 @@ that selects the backend while the module's tests run. Code that starts a servic
   two services on one state share one database like they would share one SQLite file.
   (A schema costs milliseconds, CREATE DATABASE about half a second.)
 
+A module-scoped fixture that starts a service must request `db_backend`, so that pytest
+starts one per backend instead of keeping the first for both halves.
+
 The PostgreSQL cluster is the one `scripts/setup.sh --test` starts on 127.0.0.1; its URL comes
 from $FANCY_ENV_TEST_PG_URL (scripts/test.sh exports it), else from the file setup.sh writes
 ($FANCY_ENV_STATE/postgres-test.url). Without a cluster the PostgreSQL half fails (CI, and by
