@@ -4,7 +4,7 @@
 # Idempotent: a second run only checks and returns (well under a second).
 #
 #   scripts/setup.sh            everything the hub needs (Docker, registry, image, proxy)
-#   scripts/setup.sh --test     also the test tools (Debian chromium for the browser tests)
+#   scripts/setup.sh --test     also the test tools (Debian chromium, PostgreSQL on 127.0.0.1)
 #
 # Works non-interactively (CI=true, no stdin): apt runs with DEBIAN_FRONTEND=noninteractive and
 # every step reads from /dev/null. Stop the services it started with scripts/stop-services.sh.
@@ -243,6 +243,113 @@ log "build network ${FANCY_ENV_BUILD_NETWORK:-fancy-env-build} present"
 if [[ $WITH_TEST == 1 ]]; then
   log "test tools present (chromium: $(command -v chromium))"
 fi
+
+# ==== PostgreSQL for the test suites (--test only) ============================================
+# The build-service and sharing suites run on SQLite and on PostgreSQL. This block gives them a
+# cluster of our own (never Debian's "main" cluster, which the package creates but which stays
+# stopped): data in $STATE/postgres, log $STATE/postgres.log, postmaster PID in
+# $STATE/postgres.pid (scripts/stop-services.sh stops it by that PID).
+# - Listens on 127.0.0.1:${FANCY_ENV_PG_PORT:-5433} only; its Unix socket is in
+#   $STATE/postgres-run (0700, owned by the cluster's OS user), nowhere else.
+# - Runs as an unprivileged user (postgres refuses root): the Debian `postgres` OS user when we
+#   are root, else the user running this script.
+# - Auth: password (scram-sha-256) on TCP, not trust. Containers here use host networking, so a
+#   build's RUN step can reach 127.0.0.1; with trust it could log in as superuser (and run
+#   programs as the cluster's user). The test role `fancy_env_test` (LOGIN CREATEDB, not a
+#   superuser) has a random password; its URL is in $STATE/postgres-test.url (0600), which
+#   scripts/test.sh exports as FANCY_ENV_TEST_PG_URL. The superuser logs in only through the
+#   Unix socket (peer auth).
+# - Throwaway test data: fsync, synchronous_commit and full_page_writes are off (speed).
+if [[ $WITH_TEST == 1 ]]; then
+  PG_PORT="${FANCY_ENV_PG_PORT:-5433}"
+  PG_DATA="$STATE/postgres" PG_RUN="$STATE/postgres-run" PG_ROLE=fancy_env_test
+  PG_URL_FILE="$STATE/postgres-test.url" PG_PID_FILE="$STATE/postgres.pid"
+  pg_bindir() { find /usr/lib/postgresql -maxdepth 3 -path '*/bin/initdb' -printf '%h\n' 2>/dev/null | sort -V | tail -1; }
+  PG_BIN=$(pg_bindir)
+  if [[ -z "$PG_BIN" ]]; then
+    log "installing Debian postgresql"
+    [[ $(id -u) == 0 ]] || "${SUDO[@]}" true 2>/dev/null \
+      || { echo "setup.sh: need root (or password-less sudo) to install postgresql" >&2; exit 1; }
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then  # no service starts from package scripts
+      printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+      "${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
+    fi
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+      postgresql >"$STATE/apt-postgresql.log" 2>&1 || { tail -30 "$STATE/apt-postgresql.log" >&2; exit 1; }
+    PG_BIN=$(pg_bindir)
+    [[ -n "$PG_BIN" ]] || { echo "setup.sh: postgresql installed but no initdb under /usr/lib/postgresql" >&2; exit 1; }
+    did "apt:postgresql"
+  fi
+  if [[ $(id -u) == 0 ]]; then
+    PG_USER=postgres
+    getent passwd postgres >/dev/null \
+      || useradd --system --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
+    as_pg() { runuser -u postgres -- "$@"; }
+  else
+    PG_USER=$(id -un)
+    as_pg() { "$@"; }
+  fi
+  pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2; }
+  pg_pid() {  # the running postmaster's PID (line 1 of postmaster.pid), or nothing
+    local pid
+    pid=$(head -1 "$PG_DATA/postmaster.pid" 2>/dev/null) || return 0
+    [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == postgres \
+      && "$(readlink "/proc/$pid/cwd")" == "$(readlink -f "$PG_DATA")" ]] && echo "$pid"
+    return 0
+  }
+  if [[ -n "$(pg_pid)" && -s "$PG_URL_FILE" ]] && pg_ready; then
+    : # running and set up: the quick path
+  else
+    as_pg test -x "$STATE" \
+      || { echo "setup.sh: $PG_USER cannot enter $STATE (make it world-executable)" >&2; exit 1; }
+    if [[ ! -s "$PG_DATA/PG_VERSION" ]]; then
+      log "initdb $PG_DATA (PostgreSQL $("$PG_BIN/postgres" -V | awk '{print $3}'), as $PG_USER)"
+      install -d -m 0700 -o "$PG_USER" "$PG_DATA"
+      as_pg "$PG_BIN/initdb" -D "$PG_DATA" -E UTF8 --locale=C.UTF-8 \
+        --auth-local=peer --auth-host=scram-sha-256 >"$STATE/postgres-initdb.log" 2>&1 \
+        || { tail -20 "$STATE/postgres-initdb.log" >&2; exit 1; }
+      echo "include_if_exists = 'fancy-env.conf'" | as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null
+      did "postgres-initdb"
+    fi
+    install -d -m 0700 -o "$PG_USER" "$PG_RUN"
+    as_pg tee "$PG_DATA/fancy-env.conf" >/dev/null <<PGCONF
+# written by scripts/setup.sh --test on every start
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_RUN'
+password_encryption = scram-sha-256
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+PGCONF
+    if [[ -z "$(pg_pid)" ]]; then
+      log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+      touch "$STATE/postgres.log" && chown "$PG_USER" "$STATE/postgres.log"
+      # pg_ctl starts the postmaster in a session of its own (setsid), like dockerd above
+      as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$STATE/postgres.log" -w -t 60 start >/dev/null \
+        || { echo "PostgreSQL did not start; see $STATE/postgres.log" >&2; tail -20 "$STATE/postgres.log" >&2; exit 1; }
+      did "postgres"
+    fi
+    pg_ready || { echo "setup.sh: PostgreSQL (PID $(pg_pid)) is not answering on 127.0.0.1:$PG_PORT (other port? scripts/stop-services.sh, then again)" >&2; exit 1; }
+    PG_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+    # the password travels on stdin, never on a command line (ps shows those to everyone)
+    as_pg "$PG_BIN/psql" -h "$PG_RUN" -p "$PG_PORT" -d postgres -qAt -v ON_ERROR_STOP=1 \
+      >/dev/null <<SQL || { echo "setup.sh: could not create the test role" >&2; exit 1; }
+\set role $PG_ROLE
+\set pw $PG_PASSWORD
+SELECT format('CREATE ROLE %I', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+SELECT format('ALTER ROLE %I LOGIN CREATEDB NOSUPERUSER PASSWORD %L', :'role', :'pw') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'role', :'role') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'role') \gexec
+SQL
+    (umask 077 && echo "postgresql+psycopg://$PG_ROLE:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_ROLE" >"$PG_URL_FILE")
+  fi
+  pg_pid >"$PG_PID_FILE"
+  log "PostgreSQL answering on 127.0.0.1:$PG_PORT (PID $(<"$PG_PID_FILE"), URL in $PG_URL_FILE)"
+fi
+# ==== end of PostgreSQL =========================================================================
 summary="none"
 (( ${#ACTIONS[@]} )) && summary=$(IFS=,; echo "${ACTIONS[*]}")
 printf '%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(elapsed)" "${summary// /+}" \

@@ -29,3 +29,29 @@ if docker info >/dev/null 2>&1 || iptables-save 2>/dev/null | grep -q fancy-env-
 fi
 stop_pid_file docker-registry "$STATE/registry.pid" docker-registry
 stop_pid_file dockerd "$STATE/dockerd.pid" dockerd
+
+# ==== PostgreSQL (setup.sh --test) ===========================================================
+# By the postmaster's PID, checked to be a `postgres` whose working directory is our data
+# directory. SIGINT is PostgreSQL's "fast" shutdown (SIGTERM would wait for every client);
+# SIGQUIT ("immediate") only if it is still up after 30 s. Never SIGKILL: that orphans backends.
+stop_postgres() {
+  local file="$STATE/postgres.pid" data pid
+  data=$(readlink -f "$STATE/postgres" 2>/dev/null || echo "$STATE/postgres")
+  if [[ ! -s "$file" ]]; then echo "[stop] postgres: no PID file ($file), nothing to stop"; return; fi
+  pid=$(<"$file")
+  if ! kill -0 "$pid" 2>/dev/null || [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != postgres ]] \
+    || [[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" != "$data" ]]; then
+    echo "[stop] postgres: PID $pid is not running (or is not our postmaster): stale PID file removed"
+    rm -f "$file"; return
+  fi
+  kill -INT "$pid"
+  for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "[stop] postgres: PID $pid still running after 30 s, immediate shutdown (SIGQUIT)"
+    kill -QUIT "$pid"
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  fi
+  rm -f "$file"
+  echo "[stop] postgres (PID $pid) stopped"
+}
+stop_postgres

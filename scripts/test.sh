@@ -11,6 +11,8 @@ step() { printf '\n==== %s (%(%H:%M:%S)T)\n' "$*" -1; }
 
 step "machine set-up"
 bash scripts/setup.sh --test
+# the PostgreSQL test cluster setup.sh --test started (tests/support/db.py uses it)
+export FANCY_ENV_TEST_PG_URL="${FANCY_ENV_TEST_PG_URL:-$(cat "${FANCY_ENV_STATE:-$([[ $(id -u) == 0 ]] && echo /var/lib/fancy-env || echo "$HOME/.local/state/fancy-env")}/postgres-test.url")}"
 
 step "frontend: install, type-check, unit tests, production bundle"
 if [[ -f frontend/package.json ]]; then

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.db import Databases, both_databases
 from tests.support.gitserver import GitServer
 from tests.support.hub import HubProcess
 from tests.support.registry import shared_auth_file
@@ -50,6 +51,16 @@ def docker_engine() -> str:
     """The local single-user image name, after checking the engine has it."""
     _require(_docker_ready(), f"Docker engine with image {SINGLEUSER_IMAGE}")
     return SINGLEUSER_IMAGE
+
+
+#: SQLite and PostgreSQL (tests/support/db.py); tests/builder and tests/sharing make it autouse
+db_backend = both_databases()
+
+
+@pytest.fixture
+def db_url(db_backend: Databases, tmp_path: Path) -> str:
+    """An empty database of its own for the test, once on SQLite and once on PostgreSQL."""
+    return db_backend.url_for(tmp_path, "test.sqlite")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ database made by an older release lacks them (`_add_missing_columns`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -31,7 +31,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from .events import ACTIVE_PHASES, BuildEvent
@@ -118,7 +118,7 @@ def _rows(events: Iterable[BuildEvent]) -> list[dict[str, Any]]:
             "build_id": e.build_id,
             "seq": e.seq,
             "phase": e.phase,
-            "message": e.message,
+            "message": e.message.replace("\x00", "\ufffd"),  # PostgreSQL text refuses NUL
             "time": e.time,
             "image": e.image,
         }
@@ -134,14 +134,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Add the columns a database made by an older release lacks (issue 10 brings Alembic)."""
-    present = {c["name"] for c in inspect(engine).get_columns("builds")}
+def _add_missing_columns(conn: Connection) -> None:
+    """Add the columns a database made by an older release lacks (issue 10 brings Alembic);
+    runs inside `create_schema`'s locked transaction."""
+    present = {c["name"] for c in inspect(conn).get_columns("builds")}
     if "log_truncated" not in present:
-        with engine.begin() as conn:
-            conn.execute(
-                text("ALTER TABLE builds ADD COLUMN log_truncated BOOLEAN NOT NULL DEFAULT FALSE")
-            )
+        conn.execute(
+            text("ALTER TABLE builds ADD COLUMN log_truncated BOOLEAN NOT NULL DEFAULT FALSE")
+        )
+
+
+#: pg_advisory_xact_lock key held while the schema is created (fancy_env's own tables)
+SCHEMA_LOCK = 0x66616E6379  # "fancy"
+
+
+def create_schema(
+    engine: Engine, metadata: Any, upgrade: Callable[[Connection], None] | None = None
+) -> None:
+    """Create missing tables, then run `upgrade(conn)` (e.g. add columns an older database
+    lacks), in one transaction that first takes a lock (PostgreSQL: an advisory lock; SQLite:
+    the write lock), so service processes starting together on one database take turns
+    instead of failing on each other's CREATE TABLE or ALTER TABLE."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        metadata.create_all(conn)
+        if upgrade is not None:
+            upgrade(conn)
 
 
 class Store:
@@ -151,8 +172,7 @@ class Store:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        create_schema(self.engine, Base.metadata, _add_missing_columns)
         self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
 
     def add_build(
@@ -192,6 +212,8 @@ class Store:
             return s.get(Build, build_id)
 
     def update(self, build_id: str, **values: Any) -> None:
+        values = {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v
+                  for k, v in values.items()}  # fmt: skip
         with self.session.begin() as s:
             s.execute(update(Build).where(Build.id == build_id).values(**values))
 

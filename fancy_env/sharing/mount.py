@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from tornado.web import Application as WebApplication
 
 from ..profiles import parse_profile_list
@@ -36,5 +37,6 @@ def mount_sharing(builder: Any, web_app: WebApplication) -> bool:
     # the build service serves `oauth_callback` itself (with the same HubOAuth instance);
     # added rules take precedence over the application's own (tornado's add_handlers)
     web_app.add_handlers(r".*$", list(sharing_handlers(prefix, web_app.settings)))
-    log.info("sharing routes mounted under %s (links table in %s)", prefix, builder.db_url)
+    shown = make_url(builder.db_url).render_as_string(hide_password=True)  # never the password
+    log.info("sharing routes mounted under %s (links table in %s)", prefix, shown)
     return True

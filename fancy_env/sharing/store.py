@@ -12,10 +12,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Float, Index, Integer, String, Text, create_engine, func, select
+from sqlalchemy import Float, Index, Integer, String, Text, create_engine, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from ..builder.db import create_schema
 from .links import Link, LinkSpec
 
 
@@ -93,7 +94,7 @@ class LinkStore:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False}
         self.engine = engine or create_engine(url, **kwargs)
-        Base.metadata.create_all(self.engine)
+        create_schema(self.engine, Base.metadata)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:
@@ -152,11 +153,14 @@ class LinkStore:
             return _to_link(row)
 
     def record_launch(self, link_id: str, now: float) -> None:
+        # one UPDATE, so two service processes counting at once lose no launch
+        launches = func.coalesce(LinkRow.launches, 0) + 1
         with self.session() as db, db.begin():
-            row = db.get(LinkRow, link_id)
-            if row is not None:
-                row.launches = (row.launches or 0) + 1
-                row.last_launch = now
+            db.execute(
+                update(LinkRow)
+                .where(LinkRow.id == link_id)
+                .values(launches=launches, last_launch=now)
+            )
 
     def launches(self, link_id: str) -> int:
         with self.session() as db:

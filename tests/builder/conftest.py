@@ -6,6 +6,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.builder import BuilderProcess
+from tests.support.db import both_databases
+
+#: every test here runs on SQLite and on PostgreSQL (tests/support/db.py)
+db_backend = both_databases(autouse=True)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 
 from fancy_env.repos import classify_address
 from tests.support.builder import BuilderProcess
+from tests.support.db import Databases
 from tests.support.repo_cases import ALLOW, DENY, REFUSED, REFUSED_BY_RESOLUTION
 
 STRICT = f"""
@@ -21,7 +22,9 @@ c.BuilderApp.denied_repos = {list(DENY)!r}
 
 
 @pytest.fixture(scope="module")
-def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuilderProcess]:
+def strict(
+    tmp_path_factory: pytest.TempPathFactory, db_backend: Databases
+) -> Iterator[BuilderProcess]:  # db_backend: one service per database
     svc = BuilderProcess(Path(tmp_path_factory.mktemp("strict")), config=STRICT)
     svc.start()
     yield svc

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.db import Databases, both_databases
 from tests.support.hub import HubProcess
 from tests.support.sharing import sharing_service_config
 
@@ -37,6 +38,8 @@ PROFILES = [
     },
     {"display_name": "GPU", "slug": "gpu", "allowed_groups": ["gpu-users"]},
 ]
+#: every test here runs on SQLite and on PostgreSQL (tests/support/db.py)
+db_backend = both_databases(autouse=True)
 
 SERVICE_CONFIG = f"""
 c.FancyEnvSharing.profile_list = {PROFILES!r}
@@ -70,7 +73,9 @@ c.JupyterHub.load_groups = {"gpu-users": {"users": ["alice"]}, "r-users": {"user
 
 
 @pytest.fixture(scope="module")
-def sharing_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+def sharing_hub(
+    tmp_path_factory: pytest.TempPathFactory, db_backend: Databases
+) -> Iterator[HubProcess]:  # db_backend: one hub per database
     state: Path = tmp_path_factory.mktemp("sharing-hub")
     config = HUB_CONFIG + sharing_service_config(state / "svc", SERVICE_CONFIG)
     hub = HubProcess(state, config=config)

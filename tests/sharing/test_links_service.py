@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import sqlite3
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ import requests
 from fancy_env import tickets
 from fancy_env.sharing import links as L
 from fancy_env.sharing.store import LinkStore
+from tests.support import db
 from tests.support.hub import HubProcess
 from tests.support.net import wait_for
 from tests.support.sharing import TICKET_SECRET_HEX, Browser
@@ -43,7 +43,7 @@ def stop_all(hub: HubProcess, user: str) -> None:
 
 
 def store(hub: HubProcess) -> LinkStore:
-    return LinkStore(f"sqlite:///{hub.state}/svc/links.sqlite")
+    return LinkStore(db.url_for(hub.state / "svc", "links.sqlite"))
 
 
 def test_create_stores_only_the_hash(sharing_hub: HubProcess) -> None:
@@ -53,8 +53,7 @@ def test_create_stores_only_the_hash(sharing_hub: HubProcess) -> None:
     code = link["code"]
     assert L.is_well_formed_code(code) and len(code) >= 22
     assert link["url"] == f"/{PREFIX}l/{code}"
-    con = sqlite3.connect(sharing_hub.state / "svc" / "links.sqlite")
-    dump = "\n".join(con.iterdump())
+    dump = db.dump(db.url_for(sharing_hub.state / "svc", "links.sqlite"))
     assert code not in dump
     assert L.hash_code(code) in dump
     # the code is shown once: reading the link back never returns it

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.sharing.conftest import HUB_CONFIG, PROFILES
+from tests.support.db import Databases
 from tests.support.hub import HubProcess
 from tests.support.net import wait_for
 from tests.support.sharing import Browser, sharing_service_config
@@ -23,7 +24,9 @@ c.FancyEnvSharing.allow_one_click_launch = True
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, db_backend: Databases
+) -> Iterator[HubProcess]:  # db_backend: one hub per database
     state: Path = tmp_path_factory.mktemp("sharing-options-hub")
     config = HUB_CONFIG + sharing_service_config(state / "svc", SERVICE_CONFIG, share_scope=False)
     hub = HubProcess(state, config=config, base_url=BASE)

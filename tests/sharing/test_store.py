@@ -1,8 +1,6 @@
-"""LinkStore on a real SQLite file: round trips, lookups by hash, listing, updates."""
+"""LinkStore on SQLite and PostgreSQL: round trips, lookups by hash, listing, updates."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -24,8 +22,8 @@ def test_spec_json_round_trip(spec: L.LinkSpec) -> None:
     assert spec_from_json(spec_to_json(spec)) == spec
 
 
-def test_store(tmp_path: Path) -> None:
-    store = LinkStore(f"sqlite:///{tmp_path}/links.sqlite")
+def test_store(db_url: str) -> None:
+    store = LinkStore(db_url)
     codes = {}
     for i, (owner, spec) in enumerate(zip(["alice", "alice", "bob", "alice", "bob"], SPECS,
                                           strict=True)):  # fmt: skip
@@ -49,5 +47,5 @@ def test_store(tmp_path: Path) -> None:
     store.record_launch(first, NOW + 80)
     assert store.launches(first) == 2
     # a second store on the same database (the service restarted) sees everything
-    again = LinkStore(f"sqlite:///{tmp_path}/links.sqlite")
+    again = LinkStore(db_url)
     assert again.by_id(first) == store.by_id(first)

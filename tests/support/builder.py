@@ -23,6 +23,7 @@ import requests
 from fancy_env.builder.sse import SseComment, iter_lines
 from fancy_env.tickets import HEADER, mint
 
+from . import db
 from .net import free_port, wait_for
 from .registry import REGISTRY, builder_config_lines, shared_auth_file
 
@@ -59,7 +60,7 @@ class BuilderProcess:
             c.BuilderApp.ticket_secret = {SECRET!r}
             c.BuilderApp.allowed_http_hosts = {{"127.0.0.1"}}
             c.BuilderApp.allowed_private_hosts = {{"127.0.0.1"}}
-            c.BuilderApp.db_url = "sqlite:///{self.state}/builds.sqlite"
+            c.BuilderApp.db_url = {db.url_for(self.state, "builds.sqlite")!r}
             c.BuilderApp.admin_users = {{"admin"}}
             c.BuilderApp.keepalive_interval = 0.5
             c.BuilderApp.image_prefix = "{self.registry}/fancy-env-test/"

@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from . import db
 from .hub import HubProcess
 from .net import free_port
 
@@ -51,7 +52,7 @@ def sharing_service_config(
         sys.executable,
         "-m",
         "fancy_env.sharing.app",
-        f"--db-url=sqlite:///{state}/links.sqlite",
+        f"--db-url={db.url_for(state, 'links.sqlite')}",
         f"--config={cfg}",
     ]
     env = {"PYTHONPATH": str(REPO), "FANCY_ENV_TICKET_SECRET": TICKET_SECRET_HEX}
