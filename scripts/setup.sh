@@ -247,10 +247,12 @@ fi
 # ==== PostgreSQL for the test suites (--test only) ============================================
 # The build-service and sharing suites run on SQLite and on PostgreSQL. This block gives them a
 # cluster of our own (never Debian's "main" cluster, which the package creates but which stays
-# stopped): data in $STATE/postgres, log $STATE/postgres.log, postmaster PID in
+# stopped): data in $PG_HOME/data, log $PG_HOME/postgres.log, where PG_HOME is
+# ${FANCY_ENV_PG_DIR:-$STATE-postgres} (beside the 0700 state dir, owned by the cluster's OS
+# user: the cluster's user cannot enter $STATE), postmaster PID in
 # $STATE/postgres.pid (scripts/stop-services.sh stops it by that PID).
 # - Listens on 127.0.0.1:${FANCY_ENV_PG_PORT:-5433} only; its Unix socket is in
-#   $STATE/postgres-run (0700, owned by the cluster's OS user), nowhere else.
+#   $PG_HOME/run (0700, owned by the cluster's OS user), nowhere else.
 # - Runs as an unprivileged user (postgres refuses root): the Debian `postgres` OS user when we
 #   are root, else the user running this script.
 # - Auth: password (scram-sha-256) on TCP, not trust. Containers here use host networking, so a
@@ -262,7 +264,8 @@ fi
 # - Throwaway test data: fsync, synchronous_commit and full_page_writes are off (speed).
 if [[ $WITH_TEST == 1 ]]; then
   PG_PORT="${FANCY_ENV_PG_PORT:-5433}"
-  PG_DATA="$STATE/postgres" PG_RUN="$STATE/postgres-run" PG_ROLE=fancy_env_test
+  PG_HOME="${FANCY_ENV_PG_DIR:-${STATE%/}-postgres}"
+  PG_DATA="$PG_HOME/data" PG_RUN="$PG_HOME/run" PG_LOG="$PG_HOME/postgres.log" PG_ROLE=fancy_env_test
   PG_URL_FILE="$STATE/postgres-test.url" PG_PID_FILE="$STATE/postgres.pid"
   pg_bindir() { find /usr/lib/postgresql -maxdepth 3 -path '*/bin/initdb' -printf '%h\n' 2>/dev/null | sort -V | tail -1; }
   PG_BIN=$(pg_bindir)
@@ -303,8 +306,9 @@ if [[ $WITH_TEST == 1 ]]; then
   if [[ -n "$(pg_pid)" && -s "$PG_URL_FILE" ]] && pg_ready; then
     : # running and set up: the quick path
   else
-    as_pg test -x "$STATE" \
-      || { echo "setup.sh: $PG_USER cannot enter $STATE (make it world-executable)" >&2; exit 1; }
+    install -d -m 0700 -o "$PG_USER" "$PG_HOME"
+    as_pg test -x "$PG_HOME" \
+      || { echo "setup.sh: $PG_USER cannot enter $PG_HOME (its parents must be traversable)" >&2; exit 1; }
     if [[ ! -s "$PG_DATA/PG_VERSION" ]]; then
       log "initdb $PG_DATA (PostgreSQL $("$PG_BIN/postgres" -V | awk '{print $3}'), as $PG_USER)"
       install -d -m 0700 -o "$PG_USER" "$PG_DATA"
@@ -327,10 +331,10 @@ full_page_writes = off
 PGCONF
     if [[ -z "$(pg_pid)" ]]; then
       log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-      touch "$STATE/postgres.log" && chown "$PG_USER" "$STATE/postgres.log"
+      touch "$PG_LOG" && chown "$PG_USER" "$PG_LOG" && chmod 0600 "$PG_LOG"
       # pg_ctl starts the postmaster in a session of its own (setsid), like dockerd above
-      as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$STATE/postgres.log" -w -t 60 start >/dev/null \
-        || { echo "PostgreSQL did not start; see $STATE/postgres.log" >&2; tail -20 "$STATE/postgres.log" >&2; exit 1; }
+      as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null \
+        || { echo "PostgreSQL did not start; see $PG_LOG" >&2; tail -20 "$PG_LOG" >&2; exit 1; }
       did "postgres"
     fi
     pg_ready || { echo "setup.sh: PostgreSQL (PID $(pg_pid)) is not answering on 127.0.0.1:$PG_PORT (other port? scripts/stop-services.sh, then again)" >&2; exit 1; }

@@ -36,7 +36,8 @@ stop_pid_file dockerd "$STATE/dockerd.pid" dockerd
 # SIGQUIT ("immediate") only if it is still up after 30 s. Never SIGKILL: that orphans backends.
 stop_postgres() {
   local file="$STATE/postgres.pid" data pid
-  data=$(readlink -f "$STATE/postgres" 2>/dev/null || echo "$STATE/postgres")
+  local home="${FANCY_ENV_PG_DIR:-${STATE%/}-postgres}"
+  data=$(readlink -f "$home/data" 2>/dev/null || echo "$home/data")
   if [[ ! -s "$file" ]]; then echo "[stop] postgres: no PID file ($file), nothing to stop"; return; fi
   pid=$(<"$file")
   if ! kill -0 "$pid" 2>/dev/null || [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != postgres ]] \
