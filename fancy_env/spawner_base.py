@@ -341,7 +341,7 @@ class FancySpawnerMixin(_MixinBase):
         self.log.info("Server %s opens %s for this start", self._log_name, self.default_url)
         orm = getattr(self, "orm_spawner", None)
         saved = getattr(orm, "user_options", None)
-        if isinstance(saved, dict) and saved.keys() & {URLPATH, LABPATH}:
+        if orm is not None and isinstance(saved, dict) and saved.keys() & {URLPATH, LABPATH}:
             # JupyterHub reuses the saved options for a start without options (a restart)
             orm.user_options = {k: v for k, v in saved.items() if k not in (URLPATH, LABPATH)}
             if self.db is not None:

@@ -52,6 +52,7 @@ def spec_to_json(spec: LinkSpec) -> str:
             "autostart": spec.autostart,
             "note": spec.note,
             "subdir": spec.subdir,
+            "urlpath": spec.urlpath,
         },
         sort_keys=True,
     )
@@ -70,6 +71,7 @@ def spec_from_json(text: str) -> LinkSpec:
         autostart=bool(data.get("autostart")),
         note=data.get("note", ""),
         subdir=data.get("subdir", ""),
+        urlpath=data.get("urlpath", ""),
     )
 
 
