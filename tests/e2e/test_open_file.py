@@ -137,6 +137,23 @@ def test_refused_at_launch(hub: HubProcess) -> None:
     assert not hub.api("GET", "/users/bob").json().get("servers")
 
 
+def test_spawn_form_field_refuses_traversal(hub: HubProcess, chromium_path: str) -> None:
+    """The form's "Open after launch" field posts `urlpath`; the hub shows the validator's
+    reason naming it, and nothing starts."""
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, chromium_path)
+        page = browser.new_page()
+        page.goto(hub.url + f"hub/login?next={hub.base_url}hub/spawn")
+        fill_login(page, "bob")
+        page.get_by_label("Open after launch").fill("../../hub/admin")
+        page.get_by_role("button", name="Start", exact=True).click()
+        page.get_by_text("urlpath: must not contain '.' or '..' segments").wait_for()
+        assert page.get_by_label("Open after launch").count() == 1  # the form, shown again
+        browser.close()
+    servers = hub.api("GET", "/users/bob").json().get("servers") or {}
+    assert not any(s.get("ready") for s in servers.values())
+
+
 def test_link_opens_the_notebook_in_jupyterlab(
     hub: HubProcess, docker_engine: str, chromium_path: str, tmp_path: Path, artifacts: Path
 ) -> None:
