@@ -10,6 +10,11 @@ Seams (KubeSpawner 7.1's, kept so code written against its API works unchanged):
 * `load_user_options()` validates `user_options` again (REST starts and restarts never pass
   through the form), confirms a `build_id` with the build service, and applies the overrides
   in KubeSpawner's order. It runs at the start of `start()`.
+* An `urlpath` (or `labpath`) in `user_options` becomes this start's `default_url` (JupyterHub
+  passes it as `$JUPYTERHUB_DEFAULT_URL`; the single-user server redirects its root there),
+  after the profile's overrides. It is for this start only: the next start begins from the
+  configured `default_url` again, and it is removed from the options JupyterHub saves for a
+  restart without options.
 
 Refusals are `OptionsRefused`: a `ValueError` like KubeSpawner's (callers that catch it keep
 working) and a JupyterHub `SpawnException` with a status (400 for bad options): the form page
@@ -34,6 +39,8 @@ from .buildref import BuildRefError, ConfirmedBuild
 from .overrides import merge_into, override_keys, override_layers
 from .profiles import Profile, ProfileConfigError, parse_profile_list, regex_warnings
 from .tickets import BUILD_SCOPE
+from .urlpaths import LABPATH, URLPATH
+from .urlpaths import default_url as urlpath_default_url
 from .validation import (
     Selection,
     ValidationError,
@@ -127,6 +134,8 @@ class FancySpawnerMixin(_MixinBase):
     _fancy_static_profiles: tuple[Any, tuple[Profile, ...]] | None = None
     fancy_selection: Selection | None = None
     fancy_confirmed_build: ConfirmedBuild | None = None
+    #: default_url as it was before an urlpath replaced it for one start (None: not replaced)
+    _fancy_default_url_before: str | None = None
 
     # --- profiles -------------------------------------------------------------------------
 
@@ -291,8 +300,14 @@ class FancySpawnerMixin(_MixinBase):
         except ValidationError as e:
             raise OptionsRefused.from_validation(e) from None
         self.fancy_selection = selection
-        if not selection.profile:
-            return
+        self._fancy_restore_default_url()
+        if selection.profile:
+            await self._fancy_apply_profile(profiles, selection)
+        self._fancy_open_urlpath(selection.urlpath)
+
+    async def _fancy_apply_profile(
+        self, profiles: tuple[Profile, ...], selection: Selection
+    ) -> None:
         profile = next(p for p in profiles if p.slug == selection.profile)
         image = None
         if selection.build_id is not None:
@@ -308,6 +323,29 @@ class FancySpawnerMixin(_MixinBase):
         )
         for layer in layers:
             await self._fancy_apply_overrides(layer)
+
+    # --- what this start opens --------------------------------------------------------------
+
+    def _fancy_restore_default_url(self) -> None:
+        """Undo a previous start's urlpath (a spawner object can serve several starts)."""
+        if self._fancy_default_url_before is not None:
+            self.default_url = self._fancy_default_url_before
+            self._fancy_default_url_before = None
+
+    def _fancy_open_urlpath(self, urlpath: str) -> None:
+        """Make this start open `urlpath` (normalised by the validator), for this start only."""
+        if not urlpath:
+            return
+        self._fancy_default_url_before = self.default_url
+        self.default_url = urlpath_default_url(urlpath)
+        self.log.info("Server %s opens %s for this start", self._log_name, self.default_url)
+        orm = getattr(self, "orm_spawner", None)
+        saved = getattr(orm, "user_options", None)
+        if orm is not None and isinstance(saved, dict) and saved.keys() & {URLPATH, LABPATH}:
+            # JupyterHub reuses the saved options for a start without options (a restart)
+            orm.user_options = {k: v for k, v in saved.items() if k not in (URLPATH, LABPATH)}
+            if self.db is not None:
+                self.db.commit()
 
     async def _fancy_confirm_build(self, profile: Profile, build_id: str) -> str:
         if self.build_confirmer is None:

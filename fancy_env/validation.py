@@ -22,6 +22,9 @@ Rules (see docs/spawners.md for what users see):
 * Free text must match the admin's `validation_regex` over the whole value (`re.fullmatch`).
 * `build_id` is accepted only on a profile whose `repository_build` is enabled; the spawner
   then asks the build service to confirm it.
+* `urlpath` (or Binder's `labpath`) names what this start opens, on any profile (and with no
+  profiles at all); checked and normalised by `fancy_env.urlpaths` (relative, no traversal,
+  no scheme), it becomes `Selection.urlpath`.
 
 Form data: fields of profiles other than the chosen one are ignored (the HTML form posts
 every profile's fields), as are fields that do not start with `profile`/`profile-option-`
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .profiles import UNLISTED_SUFFIX, Profile, ProfileOption, default_profile, visible_profiles
+from .urlpaths import LABPATH, URLPATH, URLPathError, urlpath_from
 
 #: the choice value KubeSpawner's form posts when the user picked the free-text entry
 UNLISTED_CHOICE_VALUE = "unlisted-choice"
@@ -86,6 +90,7 @@ class Selection:
     choices: dict[str, str] = field(default_factory=dict)  # option -> choice key
     unlisted: dict[str, str] = field(default_factory=dict)  # option -> free-text value
     build_id: str | None = None
+    urlpath: str = ""  # normalised; what this start opens ("" = the server's default)
 
     def to_user_options(self) -> dict[str, str]:
         """KubeSpawner-compatible user_options (what the hub saves for a restart)."""
@@ -96,13 +101,16 @@ class Selection:
             options[name + UNLISTED_SUFFIX] = value
         if self.build_id:
             options["build_id"] = self.build_id
+        if self.urlpath:
+            options[URLPATH] = self.urlpath
         return options
 
 
 def user_options_from_form(formdata: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     """KubeSpawner's `_options_from_form`: form fields -> user_options (no validation yet).
 
-    Fields: `profile`, `profile-option-<slug>--<option>[--unlisted-choice]`, and `build_id`.
+    Fields: `profile`, `profile-option-<slug>--<option>[--unlisted-choice]`, `build_id`, and
+    `urlpath` / `labpath` (what to open after launch).
     """
     first = {k: (v[0] if isinstance(v, list | tuple) and v else v) for k, v in formdata.items()}
     options: dict[str, Any] = {}
@@ -113,14 +121,15 @@ def user_options_from_form(formdata: Mapping[str, Sequence[Any]]) -> dict[str, A
         for key, value in first.items():
             if isinstance(key, str) and key.startswith(prefix):
                 options[key[len(prefix) :]] = value
-    if first.get("build_id"):
-        options["build_id"] = first["build_id"]
+    for key in ("build_id", URLPATH, LABPATH):
+        if first.get(key):
+            options[key] = first[key]
     return options
 
 
 def form_field_name(field_name: str, profile: str | None) -> str:
     """The form field that carries a user_options key (for messages on the form page)."""
-    if field_name in ("profile", "build_id") or not profile:
+    if field_name in ("profile", "build_id", URLPATH, LABPATH) or not profile:
         return field_name
     return f"{FORM_PREFIX}{profile}--{field_name}"
 
@@ -157,7 +166,7 @@ def _label(key: str) -> str:
 
 
 def _check_keys(profile: Profile, user_options: Mapping[str, Any]) -> None:
-    known = {"profile", "build_id"}
+    known = {"profile", "build_id", URLPATH, LABPATH}
     for option in profile.options:
         known.add(option.name)
         known.add(option.name + UNLISTED_SUFFIX)
@@ -265,12 +274,15 @@ def validate_user_options(
         user_options = {}
     if not isinstance(user_options, Mapping):
         raise ValidationError("user_options", "must be an object.")
+    try:
+        urlpath = urlpath_from(user_options)
+    except URLPathError as e:
+        raise ValidationError(e.field, e.message) from None
     if not all_profiles:
-        if user_options:
-            raise ValidationError(
-                sorted(map(str, user_options))[0], "no profiles are configured on this hub."
-            )
-        return Selection(profile="")
+        rest = sorted(str(k) for k in user_options if k not in (URLPATH, LABPATH))
+        if rest:
+            raise ValidationError(rest[0], "no profiles are configured on this hub.")
+        return Selection(profile="", urlpath=urlpath)
     mine = visible_profiles(all_profiles, username, groups)
     profile = _pick_profile(mine, _string(user_options, "profile"))
     _check_keys(profile, user_options)
@@ -285,7 +297,7 @@ def validate_user_options(
     build_id = _string(user_options, "build_id") or None
     if build_id is not None:
         _check_build_id(profile, build_id, mine)
-    return Selection(profile.slug, choices, unlisted, build_id)
+    return Selection(profile.slug, choices, unlisted, build_id, urlpath)
 
 
 def validate_form(

@@ -196,6 +196,7 @@ class APIHandler(SharingHandler):
             "follow_branch": spec.follow_branch,
             "autostart": spec.autostart,
             "note": spec.note,
+            "urlpath": spec.urlpath,
         }
         if code is not None:  # the code is shown once, at creation; only its hash is kept
             model["code"] = code

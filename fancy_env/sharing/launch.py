@@ -55,12 +55,16 @@ class LaunchFlow:
                 elif choice is not None:
                     shown = f"{choice.display_name} ({value})"
             rows.append((label, shown))
+        if self.link.spec.urlpath:
+            rows.append(("Opens after launch", self.link.spec.urlpath))
         return rows
 
     def server_url(self, server: str) -> str:
+        """The recipient's server; with the link's urlpath (already normalised and
+        percent-encoded) when the server is running and only needs opening."""
         base = self.ctx.hub_prefix[: -len("hub/")] if self.ctx.hub_prefix.endswith("hub/") else "/"
         path = f"{base}user/{quote(self.user, safe='')}/"
-        return path + (f"{quote(server, safe='')}/" if server else "")
+        return path + (f"{quote(server, safe='')}/" if server else "") + self.link.spec.urlpath
 
     async def situation(self) -> L.ServerSituation:
         result = await self.ctx.hub.get_user(self.token, self.user)

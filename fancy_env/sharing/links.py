@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..urlpaths import URLPathError, urlpath_from
+
 #: Bytes of randomness in a link code: 24 bytes = 192 bits (at least 128 are required).
 CODE_BYTES = 24
 MIN_CODE_BYTES = 16
@@ -111,6 +113,7 @@ class LinkSpec:
     autostart: bool = False
     note: str = ""
     subdir: str = ""  # the repository's subdirectory repo2docker builds from
+    urlpath: str = ""  # what the launch opens (normalised; see fancy_env.urlpaths)
 
     @property
     def is_repository(self) -> bool:
@@ -148,10 +151,12 @@ STATE_STATUS: dict[LinkState, int] = {"active": 200, "revoked": 404, "expired": 
 
 
 def user_options(spec: LinkSpec, build_id: str = "") -> dict[str, str]:
-    """The `user_options` a launch carries: `{profile, <options>, build_id}`."""
+    """The `user_options` a launch carries: `{profile, <options>, build_id, urlpath}`."""
     options: dict[str, str] = {"profile": spec.profile, **dict(spec.options)}
     if build_id:
         options["build_id"] = build_id
+    if spec.urlpath:
+        options["urlpath"] = spec.urlpath
     return options
 
 
@@ -250,6 +255,10 @@ def parse_link_request(body: Any, policy: LinkPolicy) -> LinkSpec:
             raise LinkError("commit", "a pinned link needs the full resolved commit (40 hex)")
     elif commit or ref or follow or build_id or subdir:
         raise LinkError("repo", "commit, ref, subdir, follow_branch and build_id need a repository")
+    try:
+        urlpath = urlpath_from(body)  # `urlpath`, or Binder's `labpath` (= lab/tree/<labpath>)
+    except URLPathError as err:
+        raise LinkError(err.field, err.message) from None
     return LinkSpec(
         profile=profile,
         options=parse_options(body.get("options")),
@@ -261,6 +270,7 @@ def parse_link_request(body: Any, policy: LinkPolicy) -> LinkSpec:
         autostart=autostart,
         note=_string(body, "note", limit=MAX_NOTE_LENGTH),
         subdir=subdir,
+        urlpath=urlpath,
     )
 
 

@@ -20,6 +20,8 @@ EXPIRY_CHOICES = [
     (365 * 86400, "1 year"),
 ]
 RECENT_BUILDS = 20
+#: form fields that are link fields, not profile options
+LINK_FIELDS = ("build_id", "urlpath", "labpath")
 
 
 class MyLinksPageHandler(SharingHandler):
@@ -39,13 +41,13 @@ class MyLinksPageHandler(SharingHandler):
         options = user_options_from_form(args)
         body: dict[str, Any] = {
             "profile": options.pop("profile", ""),
-            "options": {k: v for k, v in options.items() if k != "build_id" and v},
+            "options": {k: v for k, v in options.items() if k not in LINK_FIELDS and v},
             "follow_branch": self.get_body_argument("follow_branch", "") == "on",
             "note": self.get_body_argument("note", ""),
         }
-        build_id = self.get_body_argument("build_id", "")
-        if build_id:
-            body["build_id"] = build_id
+        for key in LINK_FIELDS:  # build_id, and what the launch opens
+            if options.get(key):
+                body[key] = options[key]
         try:
             body["expires_in"] = int(self.get_body_argument("expires_in", ""))
         except ValueError:

@@ -53,6 +53,7 @@ def spec_to_json(spec: LinkSpec) -> str:
             "autostart": spec.autostart,
             "note": spec.note,
             "subdir": spec.subdir,
+            "urlpath": spec.urlpath,
         },
         sort_keys=True,
     )
@@ -71,6 +72,7 @@ def spec_from_json(text: str) -> LinkSpec:
         autostart=bool(data.get("autostart")),
         note=data.get("note", ""),
         subdir=data.get("subdir", ""),
+        urlpath=data.get("urlpath", ""),
     )
 
 

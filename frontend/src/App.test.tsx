@@ -212,3 +212,12 @@ describe("repository builds", () => {
     expect(JSON.parse(post?.body ?? "{}")).toEqual({ profile: "repo", build_id: "b7" });
   });
 });
+
+describe("Open after launch", () => {
+  it("posts the optional urlpath field with the hub's form", async () => {
+    const { submitted, user } = setup();
+    await user.type(screen.getByLabelText(/Open after launch/), "lab/tree/notebooks/intro.ipynb");
+    await user.click(screen.getByRole("button", { name: "Start" }));
+    expect(submitted[submitted.length - 1]?.urlpath).toBe("lab/tree/notebooks/intro.ipynb");
+  });
+});

@@ -3,6 +3,7 @@ import type { BuildRecord } from "./api/buildEvents";
 import type { BuilderClient } from "./api/builds";
 import { type FormConfig, initialProfile, type ProfileConfig, unlistedFieldName } from "./config";
 import { Announcement } from "./components/Announcement";
+import { OpenAfterLaunch } from "./components/OpenAfterLaunch";
 import { OptionFields } from "./components/OptionFields";
 import { ProfilePicker } from "./components/ProfilePicker";
 import { RecentBuilds } from "./components/RecentBuilds";
@@ -93,6 +94,7 @@ export function App({ config, client, form }: Props) {
           share={{ client, profile: selected?.repositoryBuild?.enabled ? selected.slug : repoProfile.slug }}
         />
       )}
+      <OpenAfterLaunch />
       <Announcement build={repo.build} />
     </div>
   );

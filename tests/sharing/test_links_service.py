@@ -338,3 +338,30 @@ def test_validator_refusal_at_launch_is_shown_as_is(sharing_hub: HubProcess) -> 
     assert "image: not for dave's course. Allowed: r." in text
     assert "servers!user" not in text
     stop_all(sharing_hub, "dave")
+
+
+def test_links_page_form_carries_urlpath(sharing_hub: HubProcess) -> None:
+    """The Environment links page's form field `urlpath`: kept (normalised), sent with the
+    launch, used by "Open my running server"; a traversal is refused naming the field."""
+    alice = Browser(sharing_hub, "alice")
+    page = alice.get(f"/{PREFIX}links")
+    fields = {"profile": "small", "urlpath": "lab/tree/notebooks/my intro.ipynb"}
+    made = alice.post_form(f"/{PREFIX}links", fields, page=page.text)
+    assert made.status_code == 200, made.text[-500:]
+    link = store(sharing_hub).list(owner="alice", limit=1)[0]
+    assert link.spec.urlpath == "lab/tree/notebooks/my%20intro.ipynb"
+    bad = alice.post_form(f"/{PREFIX}links", {"profile": "small", "urlpath": "../../hub/admin"},
+                          page=page.text)  # fmt: skip
+    assert bad.status_code == 400 and "urlpath: " in bad.text
+    url = html.unescape(re.findall(r'value="(http[^"]+/l/[^"]+)"', made.text)[0])
+    bob = Browser(sharing_hub, "bob")
+    shown = bob.get(url)
+    assert "Opens after launch" in shown.text and "my%20intro.ipynb" in shown.text
+    bob.post_form(url + "/launch", {"action": "launch"})
+    wait_for(lambda: servers(sharing_hub, "bob").get("", {}).get("ready"), timeout=30,
+             what="bob's server")  # fmt: skip
+    opts = servers(sharing_hub, "bob")[""]["user_options"]
+    assert opts["urlpath"] == "lab/tree/notebooks/my%20intro.ipynb"
+    again = bob.get(url)
+    assert "/user/bob/lab/tree/notebooks/my%20intro.ipynb" in again.text  # open it directly
+    stop_all(sharing_hub, "bob")

@@ -372,3 +372,47 @@ def test_named_server_name(link_id: str, taken: list[str], expect: str) -> None:
     name = L.named_server_name(link_id, taken)
     assert name == expect
     assert L.NAMED_SERVER_PATTERN.fullmatch(name)
+
+
+# ---------------------------------------------------------------------------- what a link opens
+
+
+@pytest.mark.parametrize(
+    ("extra", "urlpath"),
+    [
+        ({}, ""),
+        ({"urlpath": "lab/tree/notebooks/intro.ipynb"}, "lab/tree/notebooks/intro.ipynb"),
+        ({"urlpath": "tree/My Notes.ipynb"}, "tree/My%20Notes.ipynb"),
+        ({"labpath": "notebooks/intro.ipynb"}, "lab/tree/notebooks/intro.ipynb"),
+    ],
+)
+def test_link_carries_urlpath(extra: dict[str, str], urlpath: str) -> None:
+    spec = L.parse_link_request({"profile": "small", **extra}, POLICY)
+    assert spec.urlpath == urlpath
+    options = L.user_options(spec)
+    assert options.get("urlpath", "") == urlpath and "labpath" not in options
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"urlpath": "../../hub/admin"}, "urlpath"),
+        ({"urlpath": "%2e%2e/x"}, "urlpath"),
+        ({"urlpath": "/etc/passwd"}, "urlpath"),
+        ({"urlpath": "https://evil.example/x"}, "urlpath"),
+        ({"labpath": "../x"}, "labpath"),
+        ({"urlpath": "lab", "labpath": "x.ipynb"}, "labpath"),
+    ],
+)
+def test_link_refuses_bad_urlpath(extra: dict[str, str], field: str) -> None:
+    with pytest.raises(L.LinkError) as err:
+        L.parse_link_request({"profile": "small", **extra}, POLICY)
+    assert err.value.field == field and err.value.status == 400
+    assert str(err.value).startswith(f"{field}: ")
+
+
+def test_urlpath_survives_the_store_format() -> None:
+    from fancy_env.sharing.store import spec_from_json, spec_to_json
+
+    spec = L.parse_link_request({"profile": "small", "labpath": "a.ipynb"}, POLICY)
+    assert spec_from_json(spec_to_json(spec)).urlpath == "lab/tree/a.ipynb"

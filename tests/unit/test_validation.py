@@ -171,7 +171,7 @@ REFUSED = [
         {"profile": "builds", "image": "evil:latest"},
         "image",
         "is not an option of profile",
-        ("build_id", "profile"),
+        ("build_id", "labpath", "profile", "urlpath"),
     ),
     ({"mem_limit": "100G"}, "mem_limit", "images, commands and overrides", None),
     ({"build_id": "b1"}, "build_id", "does not start servers built from repositories", ("builds",)),
