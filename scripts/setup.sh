@@ -255,8 +255,8 @@ fi
 #   $PG_HOME/run (0700, owned by the cluster's OS user), nowhere else.
 # - Runs as an unprivileged user (postgres refuses root): the Debian `postgres` OS user when we
 #   are root, else the user running this script.
-# - Auth: password (scram-sha-256) on TCP, not trust. Containers here use host networking, so a
-#   build's RUN step can reach 127.0.0.1; with trust it could log in as superuser (and run
+# - Auth: password (scram-sha-256) on TCP, not trust. User servers use host networking, so a
+#   user's code can reach 127.0.0.1; with trust it could log in as superuser (and run
 #   programs as the cluster's user). The test role `fancy_env_test` (LOGIN CREATEDB, not a
 #   superuser) has a random password; its URL is in $STATE/postgres-test.url (0600), which
 #   scripts/test.sh exports as FANCY_ENV_TEST_PG_URL. The superuser logs in only through the
