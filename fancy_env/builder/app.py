@@ -312,6 +312,13 @@ class BuilderApp(Application):
         "the others wait their turn (first come, first served). Lower keeps other requests "
         "quicker while many watchers replay; higher replays faster on an idle service.",
     ).tag(config=True)
+    rebuild_interval = Float(
+        300,
+        help="Seconds between two rebuilds (`POST api/builds` with `rebuild: true`, or "
+        "Rebuild in the form) of the same image by the same user, admins included; sooner, "
+        "429 with Retry-After. A rebuild also counts towards max_queued_per_user. "
+        "0 = no limit.",
+    ).tag(config=True)
     # ---- end of limits -------------------------------------------------------------------
 
     @default("service_name")
@@ -435,6 +442,7 @@ class BuilderApp(Application):
             max_log_lines=self.max_log_lines,
             max_streams_per_user=self.max_streams_per_user,
             replay_concurrency=self.replay_concurrency,
+            rebuild_interval=self.rebuild_interval,
         )
         credential = self.registry_credential() if self.registry_url else None
         return BuildService(

@@ -59,6 +59,9 @@ class Build(Base):
     finished: Mapped[float | None] = mapped_column(Float, nullable=True)
     # added in 0.2: the stored log reached max_log_bytes / max_log_lines and was cut
     log_truncated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # added in 0.3: a forced build without the layer cache, and the build it replaces
+    rebuild: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    rebuild_of: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
     def to_json(self, prefix: str = "") -> dict[str, Any]:
         return {
@@ -76,6 +79,8 @@ class Build(Base):
             "started": self.started,
             "finished": self.finished,
             "log_truncated": bool(self.log_truncated),
+            "rebuild": bool(self.rebuild),
+            "rebuild_of": self.rebuild_of or "",
             "events_url": f"{prefix}api/builds/{self.id}/events",
         }
 
@@ -134,14 +139,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: columns added after the first release, with the DDL that adds them to an older database
+#: (FALSE, not 0, as a boolean default: PostgreSQL refuses 0)
+ADDED_COLUMNS = (
+    ("log_truncated", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("rebuild", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("rebuild_of", "VARCHAR(32) NOT NULL DEFAULT ''"),
+)
+
+
 def _add_missing_columns(conn: Connection) -> None:
     """Add the columns a database made by an older release lacks (issue 10 brings Alembic);
     runs inside `create_schema`'s locked transaction."""
     present = {c["name"] for c in inspect(conn).get_columns("builds")}
-    if "log_truncated" not in present:
-        conn.execute(
-            text("ALTER TABLE builds ADD COLUMN log_truncated BOOLEAN NOT NULL DEFAULT FALSE")
-        )
+    for name, ddl in ADDED_COLUMNS:
+        if name not in present:
+            conn.execute(text(f"ALTER TABLE builds ADD COLUMN {name} {ddl}"))
 
 
 #: pg_advisory_xact_lock key held while the schema is created (fancy_env's own tables)
@@ -183,7 +196,8 @@ class Store:
         Core inserts (no unit of work): this is on the hot path of every cache hit."""
         row = {c.key: getattr(build, c.key) for c in Build.__table__.columns}
         defaults = {"ref": "", "subdir": "", "commit": "", "image": "", "reason": "",
-                    "cache_hit": False, "executor_ref": "", "log_truncated": False}  # fmt: skip
+                    "cache_hit": False, "executor_ref": "", "log_truncated": False,
+                    "rebuild": False, "rebuild_of": ""}  # fmt: skip
         for key, value in defaults.items():
             if row[key] is None:
                 row[key] = value
@@ -275,6 +289,31 @@ class Store:
                     name=name, repo=repo, commit=commit, build_id=build_id, created=time.time()
                 )
             )
+
+    def requested(self, user: str, image: str) -> bool:
+        """Whether `user` asked for (or joined, or hit in the cache) a build of `image`."""
+        q = select(Build.id).join(BuildUser, BuildUser.build_id == Build.id)
+        q = q.where(Build.image == image, BuildUser.user == user).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
+
+    def last_rebuild(self, user: str, image: str) -> float | None:
+        """When the newest rebuild of `image` that `user` asked for (or joined) was created."""
+        q = select(func.max(Build.created)).join(BuildUser, BuildUser.build_id == Build.id)
+        q = q.where(Build.image == image, BuildUser.user == user, Build.rebuild.is_(True))
+        with self.engine.connect() as conn:
+            value = conn.execute(q).scalar()
+        return None if value is None else float(value)
+
+    def serving_build(self, image: str) -> str:
+        """The build whose image now carries the name `image` ("" if none is known)."""
+        record = self.image(image)
+        if record is not None:
+            return record.build_id
+        q = select(Build.id).where(Build.image == image, Build.status == "built")
+        with self.engine.connect() as conn:
+            found = conn.execute(q.order_by(Build.created.desc()).limit(1)).scalar()
+        return str(found or "")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -57,6 +57,8 @@ RECORD_FIELDS: dict[str, str] = {
     "started": "number | null",
     "finished": "number | null",
     "log_truncated": "boolean",
+    "rebuild": "boolean",
+    "rebuild_of": "string",
     "events_url": "string",
 }
 

@@ -221,7 +221,12 @@ class BuildsHandler(BaseHandler):
         if not isinstance(body, dict):
             self.fail(400, "the request body must be a JSON object: {repo, ref?, subdir?}", "body")
         repo, ref, subdir = body.get("repo", ""), body.get("ref") or "", body.get("subdir") or ""
-        build = await self.service.request(self.identity.name, repo, ref, subdir)
+        rebuild = body.get("rebuild", False)
+        if not isinstance(rebuild, bool):
+            self.fail(400, "rebuild must be true or false", "rebuild")
+        build = await self.service.request(
+            self.identity.name, repo, ref, subdir, rebuild=rebuild, admin=self.identity.admin
+        )
         status = 200 if build.status == "built" else 202
         self.write_json(build.to_json(self.prefix), status)
 

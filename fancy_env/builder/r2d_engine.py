@@ -120,15 +120,17 @@ class DockerAPIEngine(ContainerEngine):
         path: str = "",
         labels: dict[str, str] | None = None,
         platform: str | None = None,
+        nocache: bool = False,
         **kwargs: Any,
     ) -> Iterator[str]:
+        """Build (`nocache`: no step from the layer cache); the tag moves on success only."""
         self.check_network()
         stream = self.client.build(
             path=path or None, fileobj=fileobj, custom_context=custom_context,
             dockerfile=dockerfile or None, tag=tag, buildargs=buildargs or {},
             cache_from=cache_from or None, container_limits=container_limits or {},
             labels=labels or None, platform=platform, network_mode=self.network_mode,
-            decode=True, rm=True, forcerm=True,
+            decode=True, rm=True, forcerm=True, nocache=nocache,
         )  # fmt: skip
         for chunk in stream:
             if "error" in chunk:

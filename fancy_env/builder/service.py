@@ -3,11 +3,13 @@
 `BuildService.request(user, repo, ref, subdir)` parses and checks the input, resolves the
 ref, names the image, and answers from the cache, from an identical build in progress, or
 with a new queued build (at most `max_queued_per_user` of a user's own builds wait or run at
-once; beyond that, 429 with Retry-After). Running builds emit events into their
-`ActiveBuild` (the log capped by `LogCap`); a flusher writes them to the database in small
-batches; a watchdog enforces the total and silence timeouts; at start-up, builds left
-active by a previous process are adopted, re-queued or marked failed with "interrupted by
-restart".
+once; beyond that, 429 with Retry-After). `rebuild=True` builds the commit again without the
+layer cache (owners and admins, once per `rebuild_interval`; see `rebuild.py`): the old
+image keeps its name and keeps serving until the new one replaces it. Running builds emit
+events into their `ActiveBuild` (the log capped by `LogCap`); a flusher writes them to the
+database in small batches; a watchdog enforces the total and silence timeouts; at start-up,
+builds left active by a previous process are adopted, re-queued or marked failed with
+"interrupted by restart".
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
 from .git import http_ls_remote, ls_remote
 from .queue import FairQueue
+from .rebuild import RebuildAsk, check_rebuild
 from .registry import CacheCheckError, RegistryAuthError
 from .stream import ActiveBuild, LogCap, ReplayCache, StreamSlots
 
@@ -52,6 +55,7 @@ class ServiceConfig:
     max_log_lines: int = 0
     max_streams_per_user: int = 0
     replay_concurrency: int = 4
+    rebuild_interval: float = 300
 
 
 class ServiceError(Exception):
@@ -126,11 +130,16 @@ class BuildService:
             raise RepoError("repo", f"host {spec.host} does not resolve") from None
         check_addresses(spec, [str(info[4][0]) for info in infos], self.policy)
 
-    async def request(self, user: str, repo: str, ref: str = "", subdir: str = "") -> Build:
+    async def request(
+        self, user: str, repo: str, ref: str = "", subdir: str = "", *,
+        rebuild: bool = False, admin: bool = False,
+    ) -> Build:  # fmt: skip
         spec, commit = await self.resolve(repo, ref, subdir)
         image = image_name(self.config.image_prefix, spec.key, commit)
+        if rebuild:
+            return self._rebuild(user, admin, spec, commit, image)
         shared = self.by_image.get(image)
-        if shared is not None:
+        if shared is not None and not shared.job.no_cache:  # a rebuild: the old image serves
             return self._share(shared, user)
         try:
             cached = await self._cached(image)
@@ -143,6 +152,26 @@ class BuildService:
             return self._share(shared, user)
         self._check_queue_share(user)  # no await from here on: the count cannot go stale
         return self._new_build(user, spec, commit, image)
+
+    def _rebuild(self, user: str, admin: bool, spec: RepoSpec, commit: str, image: str) -> Build:
+        """A new build of `image` without the layer cache, or the identical one under way.
+
+        No await in here: the checks, the join and the new build see the same state."""
+        ask = RebuildAsk(
+            user=user, admin=admin, owner=self.store.requested(user, image),
+            last=self.store.last_rebuild(user, image), now=time.time(),
+            interval=self.config.rebuild_interval,
+        )  # fmt: skip
+        refusal = check_rebuild(ask)
+        if refusal is not None:
+            metrics.REFUSED.labels("rebuild").inc()
+            headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else {}
+            raise ServiceError(refusal.status, refusal.reason, "rebuild", headers)
+        shared = self.by_image.get(image)
+        if shared is not None:  # a rebuild (or the first build) of this image is under way
+            return self._share(shared, user)
+        self._check_queue_share(user)
+        return self._new_build(user, spec, commit, image, self.store.serving_build(image))
 
     def _check_queue_share(self, user: str) -> None:
         """Refuse a new build when `user` already has the most builds waiting or running."""
@@ -214,17 +243,25 @@ class BuildService:
         return BuildJob(
             build_id=build.id, repo=build.repo, ref=build.ref, commit=build.commit,
             subdir=build.subdir, image=build.image, push=self.config.push,
+            no_cache=bool(build.rebuild),
         )  # fmt: skip
 
-    def _new_build(self, user: str, spec: RepoSpec, commit: str, image: str) -> Build:
+    def _new_build(
+        self, user: str, spec: RepoSpec, commit: str, image: str, rebuild_of: str | None = None
+    ) -> Build:
+        """A queued build; `rebuild_of` (a build id, or "") makes it a rebuild of `image`."""
         build = Build(
             id=secrets.token_hex(8), user=user, repo=spec.url, ref=spec.ref, subdir=spec.subdir,
             commit=commit, image=image, status="queued", created=time.time(),
+            rebuild=rebuild_of is not None, rebuild_of=rebuild_of or "",
         )  # fmt: skip
         self.store.add_build(build)
         active = self._activate(build, 0)
         shown_ref = spec.ref or "HEAD"
         active.emit("resolving", f"Resolved {spec.url} {shown_ref} to commit {commit}")
+        if rebuild_of is not None:
+            active.emit("resolving", f"Rebuilding {image} without the layer cache; the "
+                        "current image keeps serving until the new one is built")  # fmt: skip
         self.queue.submit(active)
         if active.task is None:
             position = self.queue.position(active)

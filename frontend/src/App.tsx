@@ -28,8 +28,20 @@ function useRepoBuild(client: BuilderClient) {
   const startBuild = useCallback(() => {
     if (repo.trim()) void start(repo.trim(), gitRef.trim());
   }, [repo, gitRef, start]);
+  const rebuild = useCallback(() => {
+    if (repo.trim()) void start(repo.trim(), gitRef.trim(), true);
+  }, [repo, gitRef, start]);
+  /** "Rebuild" in the recent list: the record's own commit, shown in the repository fields. */
+  const rebuildRecord = useCallback(
+    (record: BuildRecord) => {
+      setRepo(record.repo);
+      setGitRef(record.ref);
+      void start(record.repo, record.commit || record.ref, true);
+    },
+    [start],
+  );
   const busy = build.status === "requesting" || build.status === "running" || pending !== null;
-  return { repo, setRepo, gitRef, setGitRef, pending, setPending, build, startBuild, cancel, busy };
+  return { repo, setRepo, gitRef, setGitRef, pending, setPending, build, startBuild, cancel, busy, rebuild, rebuildRecord };
 }
 
 /**
@@ -84,6 +96,7 @@ export function App({ config, client, form }: Props) {
           onRef={repo.setGitRef}
           onBuild={repo.startBuild}
           onCancel={() => void repo.cancel()}
+          onRebuild={repo.rebuild}
         />
       )}
       {repoProfile && (
@@ -91,6 +104,10 @@ export function App({ config, client, form }: Props) {
           records={history}
           disabled={repo.busy}
           onStart={startRecent}
+          onRebuild={(record) => {
+            if (!selected?.repositoryBuild?.enabled && repoProfile) setProfile(repoProfile.slug);
+            repo.rebuildRecord(record);
+          }}
           share={{ client, profile: selected?.repositoryBuild?.enabled ? selected.slug : repoProfile.slug }}
         />
       )}

@@ -120,9 +120,15 @@ function reasonOf(err: unknown): string {
 }
 
 /** `POST api/builds`; a refusal is dispatched (next to the field it names) and gives null. */
-async function request(client: BuilderClient, repo: string, ref: string, dispatch: Dispatch<BuildAction>) {
+async function request(
+  client: BuilderClient,
+  repo: string,
+  ref: string,
+  rebuild: boolean,
+  dispatch: Dispatch<BuildAction>,
+) {
   try {
-    return await client.createBuild(repo, ref);
+    return await client.createBuild(repo, ref, rebuild);
   } catch (err) {
     const reason = err instanceof ApiError ? err.reason : `The build service is unreachable (${String(err)}).`;
     const field = err instanceof ApiError && err.field === "ref" ? "ref" : "repo";
@@ -145,7 +151,8 @@ async function follow(client: BuilderClient, id: string, signal: AbortSignal, di
 
 export interface UseBuild {
   state: BuildState;
-  start: (repo: string, ref: string) => Promise<void>;
+  /** `rebuild`: a fresh build of the commit without the layer cache. */
+  start: (repo: string, ref: string, rebuild?: boolean) => Promise<void>;
   cancel: () => Promise<void>;
 }
 
@@ -157,12 +164,12 @@ export function useBuild(client: BuilderClient, onBuilt: (id: string) => void): 
   useEffect(() => () => abort.current?.abort(), []);
 
   const start = useCallback(
-    async (repo: string, ref: string) => {
+    async (repo: string, ref: string, rebuild = false) => {
       abort.current?.abort();
       const controller = new AbortController();
       abort.current = controller;
       dispatch({ type: "request", at: Date.now() });
-      const record = await request(client, repo, ref, dispatch);
+      const record = await request(client, repo, ref, rebuild, dispatch);
       if (!record || controller.signal.aborted) return;
       dispatch({ type: "accepted", record });
       if (record.status === "built") {

@@ -36,6 +36,7 @@ class BuildJob:
     image: str
     push: bool
     resume_after: float = 0.0  # adopted after a restart: the time of the last stored line
+    no_cache: bool = False  # a rebuild: no layer cache (the name moves only on success)
 
 
 class Executor(LoggingConfigurable):

@@ -170,6 +170,8 @@ class DockerExecutor(Executor):
         ]  # fmt: skip
         if job.push:
             cmd.append("--push")
+        if job.no_cache:  # understood by r2d_run (repo2docker itself has no such option)
+            cmd.append("--no-cache")
         if job.subdir and context is None:
             cmd += ["--subdir", job.subdir]
         return [*cmd, *self.extra_args, context or job.repo]

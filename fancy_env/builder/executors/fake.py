@@ -37,6 +37,8 @@ class FakeExecutor(Executor):
         type(self).runs += 1
         slow = re.fullmatch(self.slow_pattern, job.repo) is not None
         count = self.lines_per_phase * (10 if slow else 1)
+        if job.no_cache:
+            emit("fetching", "rebuilding without the layer cache")
         for i in range(count):
             emit("fetching", f"fetching {job.repo} {job.commit[:8]}: line {i + 1}")
             await asyncio.sleep(self.line_delay)

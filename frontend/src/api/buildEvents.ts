@@ -57,6 +57,10 @@ export interface BuildRecord {
   finished: number | null;
   /** the stored log reached the cap (max_log_bytes / max_log_lines) and was cut */
   log_truncated: boolean;
+  /** a forced build without the layer cache (`POST api/builds` with `rebuild: true`) */
+  rebuild: boolean;
+  /** the build whose image a rebuild replaces ("" if none) */
+  rebuild_of: string;
   events_url: string;
 }
 

@@ -7,8 +7,9 @@ import { ApiClient } from "./client";
 import { followEvents, type StreamOptions } from "./events";
 
 export class BuilderClient extends ApiClient {
-  createBuild(repo: string, ref: string): Promise<BuildRecord> {
-    return this.send<BuildRecord>("POST", "api/builds", { repo, ref });
+  /** `rebuild`: build the commit again without the layer cache (owners and admins). */
+  createBuild(repo: string, ref: string, rebuild = false): Promise<BuildRecord> {
+    return this.send<BuildRecord>("POST", "api/builds", rebuild ? { repo, ref, rebuild } : { repo, ref });
   }
 
   cancel(id: string): Promise<unknown> {

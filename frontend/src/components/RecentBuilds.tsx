@@ -30,12 +30,14 @@ interface Props {
   records: BuildRecord[];
   disabled: boolean;
   onStart: (record: BuildRecord) => void;
+  /** Offer "Rebuild" (the same commit, without the layer cache) when set. */
+  onRebuild?: ((record: BuildRecord) => void) | undefined;
   /** Offer "Share" (an environment link pinned to the build's commit) when set. */
   share?: { client: ApiClient; profile: string } | undefined;
 }
 
 /** The user's recent environments (server-side history): one click starts one again. */
-export function RecentBuilds({ records, disabled, onStart, share }: Props) {
+export function RecentBuilds({ records, disabled, onStart, onRebuild, share }: Props) {
   if (records.length === 0) return null;
   return (
     <section class="fe-recent mt-3" aria-labelledby="fe-recent-heading">
@@ -58,6 +60,18 @@ export function RecentBuilds({ records, disabled, onStart, share }: Props) {
             >
               Start
             </button>
+            {onRebuild && (
+              <button
+                type="button"
+                class="btn btn-sm btn-outline-secondary"
+                disabled={disabled}
+                aria-label={`Rebuild ${shortRepo(r.repo)} at ${r.ref || "HEAD"}`}
+                title="Build this commit again without the cache; the current image serves until then"
+                onClick={() => onRebuild(r)}
+              >
+                Rebuild
+              </button>
+            )}
             {share && (
               <ShareLink
                 client={share.client}

@@ -1,6 +1,7 @@
 import type { BuildState, BuildStatus } from "../useBuild";
 import { BuildLog } from "./BuildLog";
 import { BuildProgress } from "./BuildProgress";
+import { RebuildButton } from "./RebuildButton";
 
 interface Props {
   repo: string;
@@ -10,6 +11,8 @@ interface Props {
   onRef: (value: string) => void;
   onBuild: () => void;
   onCancel: () => void;
+  /** Offer "Rebuild and start" (a fresh build without the layer cache) when set. */
+  onRebuild?: (() => void) | undefined;
 }
 
 const BUSY: readonly BuildStatus[] = ["requesting", "running"];
@@ -91,13 +94,14 @@ function RepoFields({ repo, gitRef, build, onRepo, onRef }: Props) {
 }
 
 /** "Build and start", and "Cancel build" while one runs. */
-function BuildButtons({ repo, build, onBuild, onCancel }: Props) {
+function BuildButtons({ repo, build, onBuild, onCancel, onRebuild }: Props) {
   const busy = BUSY.includes(build.status);
   return (
     <div class="mt-3 d-flex gap-2">
       <button type="button" class="btn btn-primary" disabled={busy || !repo.trim()} onClick={onBuild}>
         Build and start
       </button>
+      {onRebuild && <RebuildButton disabled={busy || !repo.trim()} onRebuild={onRebuild} />}
       {busy && (
         <button type="button" class="btn btn-outline-danger" onClick={onCancel} disabled={!build.id}>
           Cancel build

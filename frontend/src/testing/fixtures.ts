@@ -59,6 +59,9 @@ export function record(fields: Partial<BuildRecord> & { id: string }): BuildReco
     created: 1_700_000_000,
     started: null,
     finished: null,
+    log_truncated: false,
+    rebuild: false,
+    rebuild_of: "",
     events_url: "",
     ...fields,
   };
