@@ -94,4 +94,8 @@ class SharingPage(HubOAuthenticated, web.RequestHandler):
         except Exception:  # noqa: BLE001 - an error page must always render
             ns = {"fmt_time": self.format_time, "hub_prefix": "/hub/", "user": "", "prefix": "/"}
         ns.update(title=title, message=message, status=status_code)
-        self.finish(self.in_hub_page(str(title), self.render_string("error.html", **ns)))
+        body = self.render_string("error.html", **ns)
+        try:
+            self.finish(self.in_hub_page(str(title), body))
+        except Exception:  # noqa: BLE001 - an error page must always render
+            self.finish(body)
