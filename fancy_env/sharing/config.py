@@ -91,6 +91,14 @@ class FancyEnvSharing(Configurable):
         page shows its reason. Only a list is accepted here (not a callable).""",
     ).tag(config=True)
 
+    hub_template_paths: List[str] = List(
+        Unicode(),
+        help="""The hub's `c.JupyterHub.template_paths` (`enable_sharing` copies them), searched
+        before the installed jupyterhub package's templates for the `page.html` the sharing
+        pages extend, so a customised hub page (logo, links) shows on them too. Directories
+        missing where the service runs are skipped.""",
+    ).tag(config=True)
+
     hub_api_url = Unicode(
         help="The hub REST API URL (default: $JUPYTERHUB_API_URL, set for managed services).",
     ).tag(config=True)

@@ -96,7 +96,9 @@ def enable_sharing(
 
     _add_home_page_links(c, service, share_servers)
 
+    hub_paths = [str(p) for p in _get(c.JupyterHub, "template_paths", []) if p != HUB_TEMPLATES]
     sharing: dict[str, Any] = {
+        "hub_template_paths": hub_paths,
         "allow_named_servers": bool(_get(c.JupyterHub, "allow_named_servers", False)),
         "named_server_limit_per_user": int(
             _get(c.JupyterHub, "named_server_limit_per_user", 0) or 0

@@ -11,6 +11,8 @@ from typing import Any, NoReturn
 from jupyterhub.services.auth import HubOAuth, HubOAuthenticated
 from tornado import web
 
+from . import hubpage
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -46,7 +48,17 @@ class SharingPage(HubOAuthenticated, web.RequestHandler):
     def render_page(self, template: str, **kw: Any) -> None:
         ns = self.page_namespace()
         ns.update(kw)
-        self.render(template, **ns)
+        self.finish(self.in_hub_page(str(ns.get("title", "")), self.render_string(template, **ns)))
+
+    def in_hub_page(self, title: str, body: bytes) -> str:
+        """`body` inside the hub's own page template (see hubpage.py)."""
+        ctx = self.settings.get("fancy_env_sharing")
+        hub_prefix = getattr(ctx, "hub_prefix", "/hub/")
+        prefix = getattr(ctx, "prefix", "/")
+        paths = tuple(getattr(getattr(ctx, "config", None), "hub_template_paths", None) or ())
+        user = getattr(self, "_hub_auth_user_cache", None)
+        ns = hubpage.namespace(hub_prefix, prefix, self.request.path, user)
+        return hubpage.render(paths, title, body.decode("utf-8"), ns)
 
     def page_namespace(self) -> dict[str, Any]:
         hub_prefix = self.settings.get("fancy_env_sharing").hub_prefix  # type: ignore[union-attr]
@@ -82,4 +94,8 @@ class SharingPage(HubOAuthenticated, web.RequestHandler):
         except Exception:  # noqa: BLE001 - an error page must always render
             ns = {"fmt_time": self.format_time, "hub_prefix": "/hub/", "user": "", "prefix": "/"}
         ns.update(title=title, message=message, status=status_code)
-        self.finish(self.render_string("error.html", **ns))
+        body = self.render_string("error.html", **ns)
+        try:
+            self.finish(self.in_hub_page(str(title), body))
+        except Exception:  # noqa: BLE001 - an error page must always render
+            self.finish(body)

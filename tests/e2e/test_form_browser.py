@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.support.a11y import unlabelled_controls
 from tests.support.browser import launch_chromium
 from tests.support.form_e2e import (
     MARKER,
@@ -101,6 +102,7 @@ def test_pick_a_profile_and_start(
         expect(p.get_by_role("group", name="Environment")).to_be_visible()
         theme = p.evaluate("document.documentElement.getAttribute('data-bs-theme')")
         assert theme == scheme
+        assert unlabelled_controls(p) == []  # the same check as the sharing pages'
         screenshot(p, artifacts, f"form-{scheme}")
         if scheme == "dark":
             ctx.close()

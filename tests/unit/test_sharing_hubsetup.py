@@ -38,6 +38,13 @@ def sharing_config(svc: dict[str, Any]) -> dict[str, Any]:
         ({"KubeSpawner": {"profile_list": PROFILES}}, {}, {"profile_list": PROFILES}),
         ({}, {"profile_list": PROFILES}, {"profile_list": PROFILES}),
         ({}, {"options": {"allow_one_click_launch": True}}, {"allow_one_click_launch": True}),
+        # the hub's template paths (for the page.html the sharing pages extend), not ours
+        ({}, {}, {"hub_template_paths": []}),
+        (
+            {"JupyterHub": {"template_paths": ["/srv/hub-templates"]}},
+            {},
+            {"hub_template_paths": ["/srv/hub-templates"]},
+        ),
     ],
 )
 def test_sharing_options(
