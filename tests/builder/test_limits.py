@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
+from tests.support import db
 from tests.support.builder import BuilderProcess
 from tests.support.gitserver import GitServer
 from tests.support.net import wait_for
@@ -37,12 +39,14 @@ def slow_builder(tmp_path: Path) -> Iterator[BuilderProcess]:
 
 
 def stored_lines(svc: BuilderProcess, build_id: str) -> list[tuple[int, str, str]]:
-    con = sqlite3.connect(svc.state / "builds.sqlite")
+    """The stored log of a build, read from the service's database (SQLite or PostgreSQL)."""
+    engine = create_engine(db.url_for(svc.state, "builds.sqlite"))
     try:
-        q = "SELECT seq, phase, message FROM log_lines WHERE build_id = ? ORDER BY seq"
-        return list(con.execute(q, (build_id,)))
+        q = text("SELECT seq, phase, message FROM log_lines WHERE build_id = :b ORDER BY seq")
+        with engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(q, {"b": build_id})]
     finally:
-        con.close()
+        engine.dispose()
 
 
 def test_queue_share_per_user(slow_builder: BuilderProcess, git_server: GitServer) -> None:
@@ -282,6 +286,9 @@ INSERT INTO log_lines VALUES ('00000000000000aa', 1, 'built', 'Built it', 2.0, '
 def test_database_of_the_previous_release(tmp_path: Path, git_server: GitServer) -> None:
     """The schema of the release before `log_truncated` (main at 38ea3d8): the column is
     added at start-up, old records read as not truncated, new builds set it."""
+    if db.current_backend() != "sqlite":
+        pytest.skip("the previous release's schema is kept as SQLite DDL; the PostgreSQL "
+                    "upgrade path is tested with the migrations (issue 10)")  # fmt: skip
     state = tmp_path / "builder"
     state.mkdir()
     con = sqlite3.connect(state / "builds.sqlite")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.db import Databases
 from tests.support.hub import HubProcess
 from tests.support.sharing import sharing_service_config
 
@@ -23,8 +24,9 @@ API = "services/fancy-env/api/links"
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    state: Path = tmp_path_factory.mktemp("limits-links-hub")
+def hub(tmp_path_factory: pytest.TempPathFactory, db_backend: Databases) -> Iterator[HubProcess]:
+    """One hub per database backend (the module runs once per backend)."""
+    state: Path = tmp_path_factory.mktemp(f"limits-links-hub-{db_backend.backend}")
     hub = HubProcess(
         state, config=HUB_CONFIG + sharing_service_config(state / "svc", SERVICE_CONFIG)
     )

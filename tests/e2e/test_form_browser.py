@@ -166,7 +166,7 @@ def test_build_and_start_then_cached_then_recent(
     assert ticket
     page.get_by_label("Repository URL").fill(repo.url)
     page.get_by_label("Branch, tag or commit").fill("main")
-    page.get_by_role("button", name="Build and start").click()
+    page.get_by_role("button", name="Build and start", exact=True).click()
     # the live log and the progress bar, while the build runs
     expect(page.get_by_role("log", name="Build log")).to_contain_text("Step", timeout=BUILD_MS)
     expect(page.get_by_role("progressbar", name="Build progress")).to_be_visible()
@@ -195,7 +195,7 @@ def test_build_and_start_then_cached_then_recent(
     page.goto(h.url + "hub/spawn")
     page.get_by_label("Repository URL").fill(repo.url)
     page.get_by_label("Branch, tag or commit").fill("main")
-    page.get_by_role("button", name="Build and start").click()
+    page.get_by_role("button", name="Build and start", exact=True).click()
     page.wait_for_url("**/user/bob/**", timeout=START_MS)
     assert streams == []
     assert marker_of(page, h, "bob") == token
@@ -227,7 +227,7 @@ def test_refused_repository_and_failed_build_show_the_reason(
     login(page, h, "carol")
     url = page.get_by_label("Repository URL")
     url.fill("ftp://127.0.0.1/nothing.git")
-    page.get_by_role("button", name="Build and start").click()
+    page.get_by_role("button", name="Build and start", exact=True).click()
     expect(url).to_have_attribute("aria-invalid", "true")
     description = page.locator("#" + str(url.get_attribute("aria-describedby")))
     expect(description).to_contain_text("scheme 'ftp:' is not allowed")
@@ -235,7 +235,7 @@ def test_refused_repository_and_failed_build_show_the_reason(
 
     repo, _ = env_repo(repos, docker_engine, "broken", "RUN echo this step fails && exit 3\n")
     url.fill(repo.url)
-    page.get_by_role("button", name="Build and start").click()
+    page.get_by_role("button", name="Build and start", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("Build failed", timeout=BUILD_MS)
     expect(page.locator("#fe-build-failure")).to_be_visible()
     expect(page.get_by_role("log", name="Build log")).to_contain_text("this step fails")
@@ -250,7 +250,7 @@ def test_cancel_stops_the_build(
     repo, _ = env_repo(repos, docker_engine, "slow", "RUN echo sleeping && sleep 300\n")
     login(page, h, "dave")
     page.get_by_label("Repository URL").fill(repo.url)
-    page.get_by_role("button", name="Build and start").click()
+    page.get_by_role("button", name="Build and start", exact=True).click()
     expect(page.get_by_role("log", name="Build log")).to_contain_text("sleeping", timeout=BUILD_MS)
     page.get_by_role("button", name="Cancel build").click()
     expect(page.get_by_role("status")).to_have_text("Build cancelled.", timeout=60_000)
@@ -304,7 +304,7 @@ def test_base_url_and_named_server(
         assert cfg["baseUrl"] == "/jh/" and cfg["builderUrl"] == "/jh/services/fancy-env/"
         assert cfg["serverName"] == "work" and cfg["spawnUrl"] == "/jh/hub/spawn/frank/work"
         page.get_by_label("Repository URL").fill(repo.url)
-        page.get_by_role("button", name="Build and start").click()
+        page.get_by_role("button", name="Build and start", exact=True).click()
         page.wait_for_url("**/jh/user/frank/work/**", timeout=BUILD_MS)
         assert marker_of(page, h, "frank", "work") == token
         stop_server(h, "frank", "work")

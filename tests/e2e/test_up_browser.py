@@ -81,7 +81,7 @@ def test_login_pick_profile_build_repo_and_reach_server(
     expect(environment.get_by_role("radio", name="Large")).to_be_checked()
     page.get_by_label("Repository URL").fill(repo.url)
     page.get_by_label("Branch, tag or commit").fill("main")
-    page.get_by_role("button", name="Build and start").click()
+    page.get_by_role("button", name="Build and start", exact=True).click()
     expect(page.get_by_label("Build log")).to_be_visible(timeout=60_000)  # the log streams
     page.screenshot(path=str(artifacts / "up-building.png"), full_page=True)
 
