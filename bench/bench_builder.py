@@ -136,6 +136,9 @@ async def _watchers(svc: BuilderProcess, build_id: str, n: int) -> tuple[list[fl
 
 def bench_watchers(state: Path, git: GitServer, n: int, lines: int) -> dict[str, Any]:
     config = f"c.FakeExecutor.lines_per_phase = {lines // 20}\nc.FakeExecutor.line_delay = 0.02\n"
+    # one user's watchers: the per-user stream cap (10 by default) is turned off, since this
+    # measures the service's fan-out, not the cap (tests/builder/test_limits.py does)
+    config += "c.BuilderApp.max_streams_per_user = 0\n"
     svc = BuilderProcess(state, executor="fake", config=config).start()
     try:
         assert svc.proc is not None
