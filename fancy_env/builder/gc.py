@@ -121,8 +121,13 @@ async def no_auth(_repository: str) -> Mapping[str, str]:
 
 def checker_auth(checker: Any) -> AuthHeaders:
     """The cache checker's credentials for our registry calls: its `auth_headers(repo)`
-    coroutine when it has one, else its static `auth` header, else none."""
-    inner = getattr(checker, "inner", checker)
+    coroutine when it has one, else its static `auth` header, else none. Wrappers (the
+    remembering checker's `inner`, the local-copy checker's `registry`) are looked through."""
+    inner = checker
+    for _ in range(4):
+        if hasattr(inner, "auth_headers"):
+            break
+        inner = getattr(inner, "inner", None) or getattr(inner, "registry", None) or inner
     provider = getattr(inner, "auth_headers", None)
     if callable(provider):
         return provider

@@ -134,6 +134,8 @@ def test_pages_by_keyboard_in_the_hubs_look(
     page.keyboard.press("Enter")
     wait_for(lambda: hub.api("GET", "/users/alice").json()["servers"].get("", {}).get("ready"),
              60, what="alice's server")  # fmt: skip
+    # the spawn-pending page sends the browser on to the server: let it land before moving on
+    page.wait_for_url(f"**{BASE}user/alice/**", timeout=60_000)
     # "Share" at hand on the hub home page once the server runs; it opens the share page
     page.goto(f"{hub.url}hub/home")
     screenshot(page, artifacts, "sharing-home-share-light")

@@ -40,6 +40,8 @@ from fancy_env.sharing.store import LinkStore
 from tests.support.builder import ROOT, BuilderProcess
 from tests.support.gitserver import GitServer
 from tests.support.net import free_port, wait_for
+from tests.support.registry import REGISTRY as SHARED_REGISTRY
+from tests.support.registry import registry_get, shared_basic
 
 TOKEN = "retention-test-service-token"
 REPOS, COMMITS, KEEP = 3, 10, 2
@@ -146,15 +148,19 @@ def delete_from_registry(prefix: str) -> None:
     host, _, path = prefix.partition("/")
     base = f"http://{host}/v2/"
     accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
-    catalog = requests.get(base + "_catalog?n=1000", timeout=30).json()
+    auth = shared_basic() if host == SHARED_REGISTRY else None  # setup.sh's registry has auth
+    catalog = requests.get(base + "_catalog?n=1000", auth=auth, timeout=30).json()
     for repo in catalog.get("repositories") or []:
         if not repo.startswith(path):
             continue
-        for tag in requests.get(f"{base}{repo}/tags/list", timeout=10).json().get("tags") or []:
-            head = requests.head(f"{base}{repo}/manifests/{tag}", headers=accept, timeout=10)
+        tags = requests.get(f"{base}{repo}/tags/list", auth=auth, timeout=10).json()
+        for tag in tags.get("tags") or []:
+            head = requests.head(
+                f"{base}{repo}/manifests/{tag}", headers=accept, auth=auth, timeout=10
+            )
             digest = head.headers.get("Docker-Content-Digest")
             if digest:
-                requests.delete(f"{base}{repo}/manifests/{digest}", timeout=10)
+                requests.delete(f"{base}{repo}/manifests/{digest}", auth=auth, timeout=10)
 
 
 def fancy_env_gc(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -185,9 +191,11 @@ def test_thirty_builds_keep_two_per_repo_and_the_image_in_use(
     prefix = f"{host}/{path_prefix}"
     svc = BuilderProcess(
         tmp_path / "builder", executor="docker", env={"JUPYTERHUB_API_TOKEN": TOKEN},
+        registry=host,  # the test's own registry (no auth): not the shared one's credentials
         config=f"""
         c.BuilderApp.image_prefix = {prefix!r}
         c.BuilderApp.max_concurrent_builds = 3
+        c.BuilderApp.max_queued_per_user = 0  # one user queues all 30 (the cap has its test)
         c.BuilderApp.gc_keep_per_repo = {KEEP}
         c.BuilderApp.gc_max_unused_days = 0
         c.BuilderApp.gc_recent_seconds = 0
@@ -456,7 +464,7 @@ def test_running_server_keeps_its_image(
         keep = {i["image"]: i["reason"] for i in report["keep"]}
         assert keep[oldest["image"]] == "in use: running server alice/"
         name = oldest["image"].split("/", 1)[1].rsplit(":", 1)[0]
-        tags = requests.get(f"http://127.0.0.1:5000/v2/{name}/tags/list", timeout=10).json()
+        tags = registry_get(f"/v2/{name}/tags/list").json()
         assert set(tags["tags"]) == {oldest["commit"], builds[2]["commit"]}
     finally:
         hub.api("DELETE", "/users/alice/server")

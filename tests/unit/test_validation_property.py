@@ -233,6 +233,8 @@ def test_docker_container_settings(user_options: dict[Any, Any], groups: set[str
     from fancy_env.spawner_docker import FancyDockerSpawner
 
     spawner = FancyDockerSpawner(config=_config("FancyDockerSpawner"), user=_User(groups))
+    # a user who may build (without the scope a build_id start is a 403: test_spawner_mixin)
+    spawner.fancy_user_scopes = lambda: frozenset({"custom:fancy-env:build"})
     spawner.user_options = user_options
     try:
         asyncio.run(spawner.load_user_options())
@@ -279,6 +281,7 @@ def test_kube_pod_manifest(kube_loop: Any, user_options: dict[Any, Any], groups:
         spawner = FancyKubeSpawner(_mock=True, config=_config("KubeSpawner"))
         spawner.user = _User(groups)
         spawner.user.id, spawner.user.url = 1, "/user/u/"  # type: ignore[attr-defined]
+        spawner.fancy_user_scopes = lambda: frozenset({"custom:fancy-env:build"})
         spawner.user_options = user_options
         try:
             await spawner.load_user_options()
