@@ -152,6 +152,37 @@ def setup(
     base_url = str(_get(c.JupyterHub, "base_url", "/")).rstrip("/") + "/"
     prefix = f"{base_url}services/{name}/"
 
+    config = _service_config(
+        executor, image_prefix, allow_loopback_repos, builder_config, registry_credentials_file
+    )
+    service_file = state / SERVICE_FILE
+    write_private(
+        service_file, json.dumps({"ticket_secret": ticket_secret, "config": config}, indent=1)
+    )
+    service = _service_entry(name, port, state, api_token, service_file)
+    services = [s for s in _get(c.JupyterHub, "services", []) if s.get("name") != name]
+    c.JupyterHub.services = [*services, service]
+
+    _define_scopes(c, name, grant_to_all_users)
+    api_url = f"http://127.0.0.1:{port}{prefix}"
+    spawner = c.FancySpawnerMixin
+    spawner.builder_url = prefix
+    spawner.builder_api_url = api_url
+    spawner.builder_api_token = api_token
+    spawner.ticket_secret = ticket_secret
+    spawner.image_prefix = image_prefix
+    spawner.build_confirmer = HTTPBuildConfirmer(api_url, api_token, image_prefix)
+    return service
+
+
+def _service_config(
+    executor: str,
+    image_prefix: str,
+    allow_loopback_repos: bool,
+    builder_config: dict[str, dict[str, Any]] | None,
+    registry_credentials_file: str | os.PathLike[str] | None,
+) -> dict[str, dict[str, Any]]:
+    """The build service's config by class, as it goes into the service file."""
     app_config: dict[str, Any] = {"executor_class": executor, "image_prefix": image_prefix}
     credentials = registry_credentials_file or os.environ.get("FANCY_ENV_REGISTRY_AUTH", "")
     if credentials and _names_registry(image_prefix):
@@ -162,33 +193,18 @@ def setup(
     config: dict[str, dict[str, Any]] = {"BuilderApp": app_config}
     for section, values in (builder_config or {}).items():
         config.setdefault(section, {}).update(values)
+    return config
 
-    service_file = state / SERVICE_FILE
-    write_private(
-        service_file, json.dumps({"ticket_secret": ticket_secret, "config": config}, indent=1)
-    )
-    service = _service_entry(name, port, state, api_token, service_file)
-    services = [s for s in _get(c.JupyterHub, "services", []) if s.get("name") != name]
-    c.JupyterHub.services = [*services, service]
 
+def _define_scopes(c: Any, name: str, grant_to_all_users: bool) -> None:
+    """The custom scopes, the users' grant (unless turned off) and the service's own role."""
     custom = dict(_get(c.JupyterHub, "custom_scopes", {}))
     custom[BUILD_SCOPE] = {"description": "Build images from Git repositories with fancy-env."}
     custom[ADMIN_SCOPE] = {"description": "See and cancel every user's fancy-env builds."}
     c.JupyterHub.custom_scopes = custom
     if grant_to_all_users:
         _grant_user_scopes(c, [BUILD_SCOPE, f"access:services!service={name}"])
-
     _grant_service_scopes(c, name, RETENTION_SCOPES)
-
-    api_url = f"http://127.0.0.1:{port}{prefix}"
-    spawner = c.FancySpawnerMixin
-    spawner.builder_url = prefix
-    spawner.builder_api_url = api_url
-    spawner.builder_api_token = api_token
-    spawner.ticket_secret = ticket_secret
-    spawner.image_prefix = image_prefix
-    spawner.build_confirmer = HTTPBuildConfirmer(api_url, api_token, image_prefix)
-    return service
 
 
 def _service_entry(
