@@ -120,23 +120,10 @@ async def no_auth(_repository: str) -> Mapping[str, str]:
 
 
 def checker_auth(checker: Any) -> AuthHeaders:
-    """The cache checker's credentials for our registry calls: its `auth_headers(repo)`
-    coroutine when it has one, else its static `auth` header, else none. Wrappers (the
-    remembering checker's `inner`, the local-copy checker's `registry`) are looked through."""
-    inner = checker
-    for _ in range(4):
-        if hasattr(inner, "auth_headers"):
-            break
-        inner = getattr(inner, "inner", None) or getattr(inner, "registry", None) or inner
-    provider = getattr(inner, "auth_headers", None)
-    if callable(provider):
-        return provider
-    header = str(getattr(inner, "auth", "") or "")
-
-    async def static(_repository: str) -> Mapping[str, str]:
-        return {"Authorization": header} if header else {}
-
-    return static
+    """The cache checker's registry authorization (`auth_headers(repository)`; the wrapping
+    checkers pass it through), or none for checkers that speak to no registry."""
+    provider = getattr(checker, "auth_headers", None)
+    return provider if callable(provider) else no_auth
 
 
 class Registry:

@@ -297,6 +297,10 @@ class LocalCopyChecker:
         self.engine = engine
         self.timeout = timeout
 
+    async def auth_headers(self, repository: str) -> dict[str, str]:
+        """The registry's authorization (image retention's calls)."""
+        return await self.registry.auth_headers(repository)
+
     async def exists(self, image: str) -> bool:
         if not await self.registry.exists(image):
             return False
@@ -326,6 +330,11 @@ class RememberingChecker:
         self.inner = inner
         self.ttl = ttl
         self.found: dict[str, float] = {}
+
+    async def auth_headers(self, repository: str) -> dict[str, str]:
+        """The wrapped checker's registry authorization, if it speaks to a registry."""
+        inner = getattr(self.inner, "auth_headers", None)
+        return dict(await inner(repository)) if inner is not None else {}
 
     def remember(self, image: str) -> None:
         """An image this service just built and pushed."""
