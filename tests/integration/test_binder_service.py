@@ -16,6 +16,7 @@ import re
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -223,3 +224,33 @@ def test_gh_launch_confirms_with_xsrf_then_starts_with_the_urlpath(run: Run) -> 
     assert 'data-action="open"' in again.text and 'value="replace"' in again.text
     run.hub.api("DELETE", "/users/bea/server", timeout=60)
     wait_for(lambda: not servers(run, "bea"), timeout=60, what="bea's server to stop")
+
+
+OFF_CONFIG = """
+import fancy_env
+from fancy_env.sharing.hubsetup import enable_sharing
+c.JupyterHub.spawner_class = "jupyterhub.tests.mocking.MockSpawner"
+service = fancy_env.setup(c, state_dir={state!r}, port={port}, executor="fake",
+                          allow_loopback_repos=True)
+enable_sharing(c, service, share_servers=False)
+"""
+
+
+def test_off_by_default(tmp_path: Path) -> None:
+    """Without `enable_binder`: the hub has no `v2/` handler and the service's page says the
+    links are off (404), even for a logged-in user allowed to build."""
+    config = OFF_CONFIG.format(state=str(tmp_path / "hub" / "fancy-env"), port=free_port())
+    hub = HubProcess(tmp_path / "hub", config=textwrap.dedent(config), base_url=BASE,
+                     env={"PYTHONPATH": str(ROOT)})  # fmt: skip
+    try:
+        hub.start()
+        wait_for(lambda: requests.get(hub.url + "services/fancy-env/health", timeout=2).ok,
+                 timeout=30, what="build service behind the hub")  # fmt: skip
+        hub.api("POST", "/users/bea")
+        browser = Browser(hub, "bea")
+        direct = browser.get(f"{BASE}hub/v2/gh/o/r/main", allow_redirects=False)
+        assert direct.status_code == 404
+        page = browser.get(f"{SERVICE}v2/gh/o/r/main?labpath=README.md")
+        assert page.status_code == 404 and "Binder links are off" in page.text
+    finally:
+        hub.stop()
