@@ -3,7 +3,8 @@ on a loopback Git server that repo2docker builds, Chromium.
 
 A logged-out browser opens `<hub>/v2/git/<url-encoded loopback repo>/main?labpath=README.md`
 (the shape of a mybinder.org badge with the host swapped), logs in, sees the confirmation
-page (repository, ref, the file), clicks Launch, watches the live build log, and lands in
+page (repository, ref, the file; every control named), presses Launch from the keyboard,
+watches the live build log, and lands in
 JupyterLab with README.md open.
 """
 
@@ -18,6 +19,7 @@ import pytest
 import requests
 from playwright.sync_api import sync_playwright
 
+from tests.support.a11y import tab_to, unlabelled_controls
 from tests.support.browser import fill_login, launch_chromium
 from tests.support.form_e2e import ROOT
 from tests.support.gitserver import GitServer
@@ -90,7 +92,10 @@ def test_binder_url_launches_through_login_with_the_file_open(
             shown = page.get_by_label("what will launch").inner_text()
             assert repo.url in shown and "main" in shown and "lab/tree/README.md" in shown
             page.screenshot(path=str(artifacts / "binder-confirm.png"))
-            page.get_by_role("button", name="Launch", exact=True).click()
+            assert unlabelled_controls(page) == []
+            # the keyboard alone reaches Launch and presses it
+            tab_to(page, "el.tagName === 'BUTTON' && el.textContent.trim() === 'Launch'")
+            page.keyboard.press("Enter")
             log = page.get_by_label("build log")
             log.wait_for(timeout=60_000)
             page.wait_for_function(

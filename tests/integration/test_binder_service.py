@@ -1,6 +1,7 @@
 """Binder launch URLs on a real hub (base_url /jh/) with the real build service: the hub's
 redirect, the refusals (each a page with a 4xx naming the field), XSRF on the confirmation,
-and a `gh` launch whose forge (`FancyEnvBinder.github_url`) is a Git server on loopback.
+and a `gh` launch whose forge (`FancyEnvBinder.github_url`) is a Git server on loopback, and
+`launch_at_once` (on here) submitting only when there is nothing to choose.
 
 The spawner is FancySpawnerMixin over JupyterHub's MockSpawner (a real single-user process,
 no Docker) and the service uses the fake executor: these tests are about the URL, the
@@ -71,7 +72,8 @@ service = fancy_env.setup(c, state_dir={state!r}, port={port}, executor="fake",
                           allow_loopback_repos=True, grant_to_all_users=False)
 enable_sharing(c, service, share_servers=False, profile_list={profiles!r},
                options={{"stop_timeout": 30}})
-enable_binder(c, service, options={{"github_url": {forge!r}, "gitlab_url": {forge!r}}})
+enable_binder(c, service, options={{"github_url": {forge!r}, "gitlab_url": {forge!r},
+                                    "launch_at_once": True}})
 """
 
 
@@ -187,6 +189,8 @@ def test_gh_and_gl_name_the_loopback_forge(run: Run) -> None:
         assert f"<code>{run.repo_url}</code>" in r.text
         assert "<code>lab/tree/README.md</code>" in r.text
         assert 'name="profile" value="repo"' in r.text  # cai's one repository profile
+        # launch_at_once: nothing to choose, no server running: the page submits itself
+        assert '<p role="status">Launching…</p>' in r.text
 
 
 def test_gh_launch_confirms_with_xsrf_then_starts_with_the_urlpath(run: Run) -> None:
@@ -196,6 +200,7 @@ def test_gh_launch_confirms_with_xsrf_then_starts_with_the_urlpath(run: Run) -> 
     assert page.status_code == 200 and page.url.endswith(page_path), page.text[-400:]
     for slug in ("repo", "staff"):  # bea may use both repository profiles: a choice
         assert f'type="radio" name="profile" id="profile-{slug}" value="{slug}"' in page.text
+    assert "Launching…" not in page.text  # a choice to make: launch_at_once waits for it
     # the confirmation without its _xsrf (a cross-site form): refused, nothing starts
     forged = bea.session.post(bea._abs(page_path), data={"action": "launch", "profile": "repo"},
                               timeout=30)  # fmt: skip
@@ -222,6 +227,7 @@ def test_gh_launch_confirms_with_xsrf_then_starts_with_the_urlpath(run: Run) -> 
     # a second visit offers the running server's choices instead of starting another
     again = bea.get(page_path)
     assert 'data-action="open"' in again.text and 'value="replace"' in again.text
+    assert "Launching…" not in again.text  # never replaces a running server unasked
     run.hub.api("DELETE", "/users/bea/server", timeout=60)
     wait_for(lambda: not servers(run, "bea"), timeout=60, what="bea's server to stop")
 
