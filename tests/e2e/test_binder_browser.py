@@ -4,8 +4,7 @@ on a loopback Git server that repo2docker builds, Chromium.
 A logged-out browser opens `<hub>/v2/git/<url-encoded loopback repo>/main?labpath=README.md`
 (the shape of a mybinder.org badge with the host swapped), logs in, sees the confirmation
 page (repository, ref, the file; every control named), presses Launch from the keyboard,
-watches the live build log, and lands in
-JupyterLab with README.md open.
+watches the live build log, and lands in JupyterLab with README.md open.
 """
 
 from __future__ import annotations
