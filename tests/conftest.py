@@ -111,6 +111,7 @@ TEST_IMAGE_PREFIXES = (
     f"{REGISTRY}/fancy-env-test/",
     f"{REGISTRY}/fancy-env-form-e2e/",
     f"{REGISTRY}/fancy-env-share-e2e/",
+    f"{REGISTRY}/fancy-env-binder-e2e/",
 )
 
 

@@ -37,6 +37,9 @@ def mount_sharing(builder: Any, web_app: WebApplication) -> bool:
     # the build service serves `oauth_callback` itself (with the same HubOAuth instance);
     # added rules take precedence over the application's own (tornado's add_handlers)
     web_app.add_handlers(r".*$", list(sharing_handlers(prefix, web_app.settings)))
+    from .binder_pages import FancyEnvBinder, binder_handlers  # Binder URLs (off by default)
+
+    web_app.add_handlers(r".*$", binder_handlers(prefix, FancyEnvBinder(parent=builder)))
     shown = make_url(builder.db_url).render_as_string(hide_password=True)  # never the password
     log.info("sharing routes mounted under %s (links table in %s)", prefix, shown)
     return True
