@@ -22,6 +22,7 @@ from tornado.web import HTTPError, RequestHandler
 
 from .._version import __version__
 from ..tickets import HEADER, TicketError, verify
+from ..webheaders import set_security_headers
 from ..webinput import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JSON_DEPTH,
@@ -59,7 +60,7 @@ class BaseHandler(RequestHandler):
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Content-Type-Options", "nosniff")
+        set_security_headers(self)
 
     def check_xsrf_cookie(self) -> None:
         """Cookie-authenticated changes are checked in `prepare` (HubOAuth's XSRF)."""

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 from jupyterhub.services.auth import HubOAuth, HubOAuthenticated
 from tornado import web
 
+from ..webheaders import set_security_headers
 from . import hubpage
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -35,6 +36,9 @@ class SharingPage(HubOAuthenticated, web.RequestHandler):
         if auth is None:
             auth = HubOAuth.instance()
         return auth
+
+    def set_default_headers(self) -> None:
+        set_security_headers(self)
 
     def get_template_path(self) -> str:
         return str(TEMPLATES)

@@ -11,7 +11,9 @@ FANCY_ENV_UPDATE_SCREENSHOTS=1.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -203,4 +205,47 @@ def test_building_page_in_the_hubs_look(browser: Browser, artifacts: Path) -> No
         expect(page.get_by_label("build log")).to_be_visible()
         check_page(page, scheme)
         screenshot(page, artifacts, f"sharing-building-{scheme}")
+        context.close()
+
+
+class _AttackerPage(BaseHTTPRequestHandler):
+    """A page on another origin (another loopback port) that frames the service's pages."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        body = f'<!doctype html><title>prize</title><iframe id="f" src="{self.target}"></iframe>'
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("path", ["links", "share", "api/links"])
+def test_another_origin_cannot_frame_the_pages(
+    hub: HubProcess, browser: Browser, path: str
+) -> None:
+    """Clickjacking: a logged-in user visits a page elsewhere that frames "Create link" or
+    "Share a server" under a decoy. The browser refuses to render the framed page (the
+    service sends `frame-ancestors 'self'`), so there is nothing to click."""
+    context = new_context(browser, "light")
+    page = login(context, hub, "alice", f"{SERVICE}links")  # the session cookie is in place
+    target = f"{hub.url}services/fancy-env/{path}"
+    handler = type("Attacker", (_AttackerPage,), {"target": target})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with page.expect_response(lambda r: r.url == target) as answer:
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        assert answer.value.status == 200  # the cookie went along: the framed page is alice's
+        frame = page.frame_locator("#f")
+        expect(frame.locator("body")).not_to_contain_text("alice", timeout=3000)
+        framed = [f for f in page.frames if f != page.main_frame]
+        assert framed and not framed[0].url.startswith(hub.url), framed[0].url
+    finally:
+        server.shutdown()
         context.close()
