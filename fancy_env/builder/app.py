@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -23,8 +22,9 @@ from tornado.web import Application as WebApplication
 from traitlets import Bool, Bytes, Enum, Float, Int, List, Set, Unicode, default, import_item
 from traitlets.config import Application, Config
 
+from .. import configdata
 from .._version import __version__
-from ..hubconfig import SERVICE_FILE_ENV, read_service_file
+from ..hubconfig import CONFIG_ENV, SERVICE_FILE_ENV, read_service_file
 from ..images import check_prefix
 from ..repos import RepoPolicy
 from ..sharing.links import redact_codes
@@ -374,9 +374,9 @@ class BuilderApp(Application):
         from_file = self._service_file().get("config")
         if from_file:  # written by fancy_env.setup(c); the config file and command line win
             self.update_config(Config(from_file))
-        from_env = os.environ.get("FANCY_ENV_BUILDER_CONFIG")
+        from_env = os.environ.get(CONFIG_ENV)
         if from_env:  # older hub configs (holds no secret)
-            self.update_config(Config(json.loads(from_env)))
+            self.update_config(Config(configdata.loads(from_env)))
         if os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
             self.update_config(self.cli_config)
