@@ -189,3 +189,18 @@ def test_home_page_links_keep_a_callable_template_vars() -> None:
         "who": "alice",
         "fancy_env_sharing": {"url": "/services/fancy-env/", "share_servers": True},
     }
+
+
+def test_service_says_it_checks_nothing_for_a_callable_list(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from fancy_env.sharing.config import FancyEnvSharing
+
+    c = Config({"FancyKubeSpawner": {"profile_list": lambda spawner: PROFILES}})
+    svc = service()
+    enable_sharing(c, svc)
+    sharing = FancyEnvSharing(config=Config({"FancyEnvSharing": sharing_config(svc)}))
+    with caplog.at_level("WARNING"):
+        assert sharing.profiles() == ()
+    assert "profile_list is a callable" in caplog.text
+    assert "checks no profile" in caplog.text
