@@ -146,7 +146,7 @@ def setup(
     name: str = "fancy-env",
     port: int = 8765,
     state_dir: str | os.PathLike[str] | None = None,
-    executor: str = "docker",
+    executor: str | type = "docker",
     image_prefix: str = "fancy-env/",
     allow_loopback_repos: bool = False,
     grant_to_all_users: bool = True,
@@ -155,6 +155,8 @@ def setup(
 ) -> dict[str, Any]:
     """Register the build service and point the spawners at it; returns the service entry.
 
+    `executor`: BuilderApp.executor_class, a name (`docker`, `kubernetes`, `fake`), an
+    import string or the class (handed over as its import string).
     `builder_config` holds extra build-service config by class, e.g.
     `{"BuilderApp": {"max_concurrent_builds": 4}, "DockerExecutor": {"user_id": 1000}}`.
     `allow_loopback_repos` lets users build from http://127.0.0.1 (tests, demos only).
@@ -190,13 +192,15 @@ def setup(
 
 
 def _service_config(
-    executor: str,
+    executor: str | type,
     image_prefix: str,
     allow_loopback_repos: bool,
     builder_config: dict[str, dict[str, Any]] | None,
     registry_credentials_file: str | os.PathLike[str] | None,
 ) -> dict[str, dict[str, Any]]:
     """The build service's config by class, as it goes into the service file."""
+    if isinstance(executor, type):  # the service imports it again
+        executor = f"{executor.__module__}:{executor.__qualname__}"
     app_config: dict[str, Any] = {"executor_class": executor, "image_prefix": image_prefix}
     credentials = registry_credentials_file or os.environ.get("FANCY_ENV_REGISTRY_AUTH", "")
     if credentials and _names_registry(image_prefix):
