@@ -92,6 +92,7 @@ class BuilderApp(Application):
         klass=object,
         entry_point_group=CHECKER_GROUP,
         builtin=BUILTIN_CHECKERS,
+        default_text="(computed: 'registry', 'engine' or 'table')",
         help="What answers \"is this image already built?\": 'registry' (the registry of "
         "image_prefix / registry_url, with registry_credentials_file; with the docker "
         "executor the local engine must have a copy too, pulled if missing), 'engine' (the "

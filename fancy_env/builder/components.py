@@ -55,12 +55,21 @@ class ComponentType(Type):
     """A `Type` trait that also takes a name from an entry-point group (or the built-ins)."""
 
     def __init__(
-        self, *args: Any, entry_point_group: str, builtin: Mapping[str, str], **kwargs: Any
+        self,
+        *args: Any,
+        entry_point_group: str,
+        builtin: Mapping[str, str],
+        default_text: str = "",
+        **kwargs: Any,
     ) -> None:
         self.entry_point_group = entry_point_group
         self.builtin = dict(builtin)
+        self.default_text = default_text  # the reference's default, for a computed one
         self._own_help = ""
         super().__init__(*args, **kwargs)
+
+    def default_value_repr(self) -> str:
+        return self.default_text or str(super().default_value_repr())
 
     @property
     def help(self) -> str:
