@@ -10,7 +10,10 @@ changed after the call; call it after setting `c.JupyterHub.base_url`.
 Secrets at rest: JupyterHub stores a managed service's `environment` in its database in plain
 text, so no secret goes there. The ticket secret and the service's config are written to
 `<state_dir>/service.json` (mode 0600, directory 0700) and the service is handed only the path
-(`FANCY_ENV_SERVICE_FILE`). The service's API token is in the hub's config only: JupyterHub
+(`FANCY_ENV_SERVICE_FILE`). The config goes through the strict serialiser
+`fancy_env.configdata`: sets and tuples arrive as sets and tuples, and a value it cannot carry
+(a callable, an object, bytes, a non-string key) stops the hub at start with an error naming
+its key path, e.g. `BuilderApp.foo`. The service's API token is in the hub's config only: JupyterHub
 keeps its SHA-512 digest (api_tokens, oauth_clients) and passes the token itself to the
 service process at launch (`JUPYTERHUB_API_TOKEN`), never writing it to the database.
 """
@@ -24,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import configdata
 from .buildref import HTTPBuildConfirmer
 
 BUILD_SCOPE = "custom:fancy-env:build"
@@ -34,6 +38,8 @@ LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
 #: environment variable holding the path of the service file (never its contents)
 SERVICE_FILE_ENV = "FANCY_ENV_SERVICE_FILE"
 SERVICE_FILE = "service.json"
+#: older, hand-made service entries: the config (never a secret) in this environment variable
+CONFIG_ENV = "FANCY_ENV_BUILDER_CONFIG"
 
 
 def private_dir(path: Path) -> Path:
@@ -65,11 +71,20 @@ def _secret(state_dir: Path, name: str) -> str:
 
 
 def read_service_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The service file: `{"ticket_secret": hex, "config": {Section: {trait: value}}}`."""
-    data = json.loads(Path(path).read_text("utf-8"))
+    """The service file: `{"ticket_secret": hex, "config": {Section: {trait: value}}}`, the
+    config written by the strict serialiser (fancy_env.configdata: sets and tuples intact)."""
+    data = configdata.loads(Path(path).read_text("utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a JSON object")
     return data
+
+
+def write_service_file(path: Path, ticket_secret: str, config: dict[str, Any]) -> None:
+    """Write the service file (0600). Raises configdata.ConfigDataError naming the key path
+    (e.g. `BuilderApp.foo`) of a value the service cannot be given: a callable, an object,
+    bytes, a non-string key. Called from jupyterhub_config.py, so the hub refuses to start."""
+    data = {"ticket_secret": ticket_secret, "config": configdata.to_data(config, "")}
+    write_private(path, json.dumps(data, indent=1, allow_nan=False))
 
 
 def service_file_of(service: dict[str, Any]) -> Path | None:
@@ -82,14 +97,15 @@ def update_service_config(service: dict[str, Any], section: str, values: dict[st
     """Add `values` to one config section the service reads (e.g. `FancyEnvSharing`)."""
     path = service_file_of(service)
     env = service.setdefault("environment", {})
-    if path is None:  # a hand-made entry: config JSON in the environment (holds no secret)
-        config = json.loads(env.get("FANCY_ENV_BUILDER_CONFIG", "{}"))
+    if path is None:  # a hand-made entry: config in the environment (holds no secret)
+        config = configdata.loads(env.get(CONFIG_ENV, "{}"))
         config.setdefault(section, {}).update(values)
-        env["FANCY_ENV_BUILDER_CONFIG"] = json.dumps(config, default=str)
+        env[CONFIG_ENV] = configdata.dumps(config)
         return
     data = read_service_file(path)
-    data.setdefault("config", {}).setdefault(section, {}).update(values)
-    write_private(path, json.dumps(data, default=str, indent=1))
+    config = data.get("config") or {}
+    config.setdefault(section, {}).update(values)
+    write_service_file(path, str(data.get("ticket_secret") or ""), config)
 
 
 def _names_registry(image_prefix: str) -> bool:
@@ -130,7 +146,7 @@ def setup(
     name: str = "fancy-env",
     port: int = 8765,
     state_dir: str | os.PathLike[str] | None = None,
-    executor: str = "docker",
+    executor: str | type = "docker",
     image_prefix: str = "fancy-env/",
     allow_loopback_repos: bool = False,
     grant_to_all_users: bool = True,
@@ -139,6 +155,8 @@ def setup(
 ) -> dict[str, Any]:
     """Register the build service and point the spawners at it; returns the service entry.
 
+    `executor`: BuilderApp.executor_class, a name (`docker`, `kubernetes`, `fake`), an
+    import string or the class (handed over as its import string).
     `builder_config` holds extra build-service config by class, e.g.
     `{"BuilderApp": {"max_concurrent_builds": 4}, "DockerExecutor": {"user_id": 1000}}`.
     `allow_loopback_repos` lets users build from http://127.0.0.1 (tests, demos only).
@@ -156,9 +174,7 @@ def setup(
         executor, image_prefix, allow_loopback_repos, builder_config, registry_credentials_file
     )
     service_file = state / SERVICE_FILE
-    write_private(
-        service_file, json.dumps({"ticket_secret": ticket_secret, "config": config}, indent=1)
-    )
+    write_service_file(service_file, ticket_secret, config)
     service = _service_entry(name, port, state, api_token, service_file)
     services = [s for s in _get(c.JupyterHub, "services", []) if s.get("name") != name]
     c.JupyterHub.services = [*services, service]
@@ -176,13 +192,15 @@ def setup(
 
 
 def _service_config(
-    executor: str,
+    executor: str | type,
     image_prefix: str,
     allow_loopback_repos: bool,
     builder_config: dict[str, dict[str, Any]] | None,
     registry_credentials_file: str | os.PathLike[str] | None,
 ) -> dict[str, dict[str, Any]]:
     """The build service's config by class, as it goes into the service file."""
+    if isinstance(executor, type):  # the service imports it again
+        executor = f"{executor.__module__}:{executor.__qualname__}"
     app_config: dict[str, Any] = {"executor_class": executor, "image_prefix": image_prefix}
     credentials = registry_credentials_file or os.environ.get("FANCY_ENV_REGISTRY_AUTH", "")
     if credentials and _names_registry(image_prefix):

@@ -328,6 +328,54 @@ def parse_profile_list(raw: Any) -> tuple[Profile, ...]:
     return tuple(_one_default(profiles))
 
 
+# --- the service's copy ----------------------------------------------------------------------
+
+
+def _compact(d: dict[str, Any]) -> dict[str, Any]:
+    """`d` without the entries that are their parser's default (False, "", None, empty)."""
+    return {k: v for k, v in d.items() if v}
+
+
+def _access_data(access: Access) -> dict[str, Any]:
+    return {"allowed_users": access.allowed_users, "allowed_groups": access.allowed_groups}
+
+
+def _option_data(option: ProfileOption) -> dict[str, Any]:
+    choices = {
+        c.key: _compact({"display_name": c.display_name, "default": c.default,
+                         "description": c.description, **_access_data(c.access)})
+        for c in option.choices
+    }  # fmt: skip
+    u = option.unlisted
+    unlisted = _compact({
+        "enabled": u.enabled, "display_name": u.display_name,
+        "display_name_in_choices": u.display_name_in_choices,
+        "validation_regex": u.validation_regex, "validation_message": u.validation_message,
+    })  # fmt: skip
+    return _compact({"display_name": option.display_name, "choices": choices,
+                     "unlisted_choice": unlisted})  # fmt: skip
+
+
+def service_profile_list(profiles: Iterable[Profile]) -> list[dict[str, Any]]:
+    """The parsed profiles as a `profile_list` without any `kubespawner_override` (images,
+    volumes, environment values: they may hold secrets or callables and stay in the hub), for
+    the build service's link pages. `parse_profile_list` of it gives the same slugs, choices,
+    defaults, access lists and regexes. Access lists stay frozensets (fancy_env.configdata
+    carries them as sets)."""
+    out = []
+    for p in profiles:
+        build = p.repository_build
+        out.append(_compact({
+            "slug": p.slug, "display_name": p.display_name, "description": p.description,
+            "default": p.default, **_access_data(p.access),
+            "profile_options": {o.name: _option_data(o) for o in p.options},
+            "repository_build": _compact(
+                {"enabled": build.enabled, "allowed_repos": list(build.allowed_repos)}
+            ),
+        }))  # fmt: skip
+    return out
+
+
 # --- per-user view -------------------------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -20,27 +19,28 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from tornado.httpserver import HTTPServer
 from tornado.web import Application as WebApplication
-from traitlets import Bool, Bytes, Enum, Float, Int, List, Set, Unicode, default, import_item
+from traitlets import Bool, Bytes, Enum, Float, Int, List, Set, Unicode, default
 from traitlets.config import Application, Config
 
+from .. import configdata
 from .._version import __version__
-from ..hubconfig import SERVICE_FILE_ENV, read_service_file
+from ..hubconfig import CONFIG_ENV, SERVICE_FILE_ENV, read_service_file
 from ..images import check_prefix
 from ..repos import RepoPolicy
 from ..sharing.links import redact_codes
 from ..tickets import secret_bytes
-from . import handlers
-from .db import Store
-from .executors import EXECUTORS, Executor
-from .gc_handler import GCHandler, gc_schedule
-from .registry import (
-    EngineChecker,
-    LocalCopyChecker,
-    RegistryChecker,
-    RememberingChecker,
-    TableChecker,
-    registry_url_for,
+from . import components, handlers
+from .components import (
+    BUILTIN_CHECKERS,
+    BUILTIN_EXECUTORS,
+    CHECKER_GROUP,
+    EXECUTOR_GROUP,
+    ComponentType,
 )
+from .db import Store
+from .executors import Executor
+from .gc_handler import GCHandler, gc_schedule
+from .registry import registry_url_for
 from .registry_auth import (
     RegistryConfigError,
     RegistryCredential,
@@ -79,10 +79,26 @@ class BuilderApp(Application):
         help="SQLAlchemy URL of the build database (builds, logs, images). SQLite by default; "
         "use PostgreSQL when the service runs on a cluster.",
     ).tag(config=True)
-    executor_class = Unicode(
+    executor_class = ComponentType(
         "docker",
-        help="Executor: 'docker' (repo2docker on the local engine), 'kubernetes' (build pods), "
-        "'fake' (scripted, for demos and tests), or an import string of an Executor subclass.",
+        klass=Executor,
+        entry_point_group=EXECUTOR_GROUP,
+        builtin=BUILTIN_EXECUTORS,
+        help="The executor running builds: a name ('docker': repo2docker on the local engine; "
+        "'kubernetes': build pods; 'fake': scripted, for demos and tests), an import string "
+        "of an Executor subclass, or the class.",
+    ).tag(config=True)
+    cache_checker_class = ComponentType(
+        klass=object,
+        entry_point_group=CHECKER_GROUP,
+        builtin=BUILTIN_CHECKERS,
+        default_text="(computed: 'registry', 'engine' or 'table')",
+        help="What answers \"is this image already built?\": 'registry' (the registry of "
+        "image_prefix / registry_url, with registry_credentials_file; with the docker "
+        "executor the local engine must have a copy too, pulled if missing), 'engine' (the "
+        "local engine's images), 'table' (the build database). Default: 'registry' when a "
+        "registry is configured, else 'engine' ('table' for the fake executor). Or a class "
+        "with from_app(app, store, credential), see docs/builder.md.",
     ).tag(config=True)
     image_prefix = Unicode(
         "fancy-env/",
@@ -333,6 +349,10 @@ class BuilderApp(Application):
     def _service_prefix(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{self.service_name}/")
 
+    @default("cache_checker_class")
+    def _cache_checker_class(self) -> type:
+        return components.default_checker_class(self)
+
     @default("registry_url")
     def _registry_url(self) -> str:
         return registry_url_for(self.image_prefix)
@@ -374,9 +394,9 @@ class BuilderApp(Application):
         from_file = self._service_file().get("config")
         if from_file:  # written by fancy_env.setup(c); the config file and command line win
             self.update_config(Config(from_file))
-        from_env = os.environ.get("FANCY_ENV_BUILDER_CONFIG")
+        from_env = os.environ.get(CONFIG_ENV)
         if from_env:  # older hub configs (holds no secret)
-            self.update_config(Config(json.loads(from_env)))
+            self.update_config(Config(configdata.loads(from_env)))
         if os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
             self.update_config(self.cli_config)
@@ -385,14 +405,7 @@ class BuilderApp(Application):
             self.service_prefix += "/"
 
     def make_executor(self, credential: RegistryCredential | None = None) -> Executor:
-        target = EXECUTORS.get(self.executor_class, self.executor_class)
-        cls = import_item(target.replace(":", "."))
-        executor: Executor = cls(parent=self)
-        if hasattr(executor, "repo_policy"):  # executors that fetch check every URL with it
-            executor.repo_policy = self.make_policy()
-        if credential is not None and self.registry_url:
-            executor.registry_credentials = credential.engine_auth(self.registry_url)
-        return executor
+        return components.make_executor(self, credential)
 
     def make_policy(self) -> RepoPolicy:
         return RepoPolicy(
@@ -404,23 +417,7 @@ class BuilderApp(Application):
         )
 
     def make_checker(self, store: Store, credential: RegistryCredential | None = None) -> Any:
-        checker: Any
-        if self.executor_class == "fake":
-            return TableChecker(store)
-        if self.registry_url:
-            source = (
-                f"BuilderApp.registry_credentials_file ({self.registry_credentials_file})"
-                if self.registry_credentials_file
-                else "BuilderApp.registry_credentials_file"
-            )
-            checker = RegistryChecker(self.registry_url, credential, source)
-            if self.executor_class == "docker":  # servers start from this engine's copy
-                checker = LocalCopyChecker(checker, EngineChecker(self.docker_socket))
-        else:
-            checker = EngineChecker(self.docker_socket)
-        if self.cache_check_ttl > 0:
-            checker = RememberingChecker(checker, self.cache_check_ttl)
-        return checker
+        return components.make_checker(self, store, credential)
 
     def make_service(self) -> BuildService:
         self._private_state()
@@ -454,7 +451,7 @@ class BuilderApp(Application):
         from .gc import Collector, GCConfig, checker_auth
         from .retention import RetentionPolicy
 
-        real = self.executor_class != "fake"  # the fake executor touches no engine or registry
+        real = not components.is_fake_executor(self)  # it touches no engine or registry
         config = GCConfig(
             image_prefix=self.image_prefix,
             policy=RetentionPolicy(self.gc_keep_per_repo, self.gc_max_unused_days),

@@ -25,7 +25,6 @@ from traitlets.config import Application, Config
 from ..builder.app import install_log_redaction
 from ..builder.handlers import oauth_callback_handler
 from ..hubconfig import SERVICE_FILE_ENV, read_service_file
-from ..profiles import parse_profile_list
 from ..tickets import secret_bytes
 from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
 from .handlers import sharing_handlers
@@ -79,7 +78,7 @@ class SharingApp(Application):
             self.load_config_file(self.config_file)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/fancy-env/")
         sharing = FancyEnvSharing(parent=self)
-        profiles = parse_profile_list(sharing.profile_list)
+        profiles = sharing.profiles()
         ctx = SharingContext.create(sharing, self.db_url, prefix, profiles=profiles)
         hub_auth = HubOAuth.instance(parent=self, api_url=os.environ["JUPYTERHUB_API_URL"])
         app = make_app(ctx, hub_auth)

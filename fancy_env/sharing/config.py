@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from traitlets import Bool, Integer, List, Unicode
-from traitlets.config import Configurable
+from traitlets.config import LoggingConfigurable
 
+from ..profiles import parse_profile_list
 from .hubapi import HubAPI
 from .links import LinkPolicy
 from .store import LinkStore
@@ -17,7 +18,7 @@ from .store import LinkStore
 SETTINGS_KEY = "fancy_env_sharing"
 
 
-class FancyEnvSharing(Configurable):
+class FancyEnvSharing(LoggingConfigurable):
     """Environment links and server share codes."""
 
     links_enabled = Bool(
@@ -85,11 +86,34 @@ class FancyEnvSharing(Configurable):
     ).tag(config=True)
 
     profile_list: List[Any] = List(
-        help="""The hub's `profile_list` (same value as the spawner's), so the link page can
-        refuse, before anything starts, a profile or choice the recipient may not use. When
-        empty, the service does not pre-check; the spawner still refuses at start and the link
-        page shows its reason. Only a list is accepted here (not a callable).""",
+        help="""The hub's `profile_list` (the spawner's, parsed by the same model,
+        fancy_env.profiles; `enable_sharing` copies it without `kubespawner_override`), so the
+        link page can refuse, before anything starts, a profile or choice the recipient may
+        not use. Sets and tuples are accepted where the spawner accepts them (e.g.
+        `allowed_groups: {"staff"}`). When empty, the service does not pre-check; the spawner
+        still refuses at start and the link page shows its reason. Only a list is accepted
+        here: for a callable one, see `profile_list_is_callable`.""",
     ).tag(config=True)
+
+    profile_list_is_callable = Bool(
+        False,
+        help="""The hub's `profile_list` is a callable (KubeSpawner allows it): the service
+        cannot evaluate it, so it checks no profile, choice or access list itself (the
+        spawner does, at launch, and the link page shows its refusal) and logs so at start.
+        Set by `enable_sharing`.""",
+    ).tag(config=True)
+
+    def profiles(self) -> tuple[Any, ...]:
+        """The parsed profile_list (fancy_env.profiles.Profile); logs what is not checked."""
+        if self.profile_list_is_callable:
+            self.log.warning(
+                "the hub's profile_list is a callable: the link service checks no profile, "
+                "choice or group itself; the spawner checks each launch"
+            )
+            return ()
+        if not self.profile_list:
+            self.log.info("no profile_list given: the link service checks no profile itself")
+        return parse_profile_list(self.profile_list)
 
     hub_template_paths: List[str] = List(
         Unicode(),

@@ -4,7 +4,8 @@
 It adds to the build service's OAuth client the scopes it uses *on behalf of* the logged-in
 user (so the hub applies that user's own permissions), grants users `shares!user` (JupyterHub's
 default user role cannot share servers), and hands the service the options the link page needs
-(`profile_list` for the recipient's permissions, named-server settings). Everything stays
+(the spawner's `profile_list`, parsed by the same model, without overrides, for the
+recipient's permissions; named-server settings). Everything stays
 plain config, changeable after the call.
 """
 
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..hubconfig import update_service_config
+from ..profiles import ProfileConfigError, parse_profile_list, service_profile_list
+from ..spawner_base import _configured_spawner_class, configured_profile_list
 
 #: Holds `home.html`, which extends the hub's own home page with the sharing links.
 HUB_TEMPLATES = str(Path(__file__).parent / "hub_templates")
@@ -34,23 +37,39 @@ def _get(config: Any, name: str, default: Any) -> Any:
     return config[name] if name in config else default
 
 
-def _without_overrides(value: Any) -> Any:
-    """The profile list without `kubespawner_override` (anywhere): the link page needs only
-    slugs, choices, access lists and regexes — not images, volumes or environment values,
-    which may hold secrets or callables."""
-    if isinstance(value, dict):
-        return {k: _without_overrides(v) for k, v in value.items() if k != "kubespawner_override"}
-    if isinstance(value, list | tuple):
-        return [_without_overrides(v) for v in value]
-    return value
+def _spawner_profile_list(c: Any) -> tuple[str, Any]:
+    """(where it was set, value) of the spawner's `profile_list`; (``, None) if unset.
 
-
-def _profile_list(c: Any) -> list[Any] | None:
+    The configured spawner class's own sections first (traitlets rules, so a subclass
+    defined in jupyterhub_config.py counts), else the first of SPAWNER_SECTIONS setting one."""
+    cls: Any = _configured_spawner_class(c)
+    if cls is not None and "profile_list" in cls.class_traits():
+        for section in reversed(cls.section_names()):
+            if section in c and "profile_list" in c[section]:
+                return f"c.{section}.profile_list", configured_profile_list(c, cls)
     for section in SPAWNER_SECTIONS:
         if section in c and "profile_list" in c[section]:
-            value = c[section]["profile_list"]
-            return value if isinstance(value, list) else None
-    return None
+            return f"c.{section}.profile_list", c[section]["profile_list"]
+    return "", None
+
+
+def _sharing_profiles(c: Any, profile_list: Any) -> dict[str, Any]:
+    """The FancyEnvSharing profile options: the spawner's list parsed by the spawner's model
+    (fancy_env.profiles: errors name the path and stop the hub), written back without
+    overrides; or, for a callable list, `profile_list_is_callable` (the service then checks
+    nothing itself and says so in its log; the spawner checks at launch)."""
+    where, raw = (
+        ("profile_list", profile_list) if profile_list is not None else (_spawner_profile_list(c))
+    )
+    if raw is None:
+        return {}
+    if callable(raw):
+        return {"profile_list_is_callable": True, "profile_list": []}
+    try:
+        profiles = parse_profile_list(raw)
+    except ProfileConfigError as e:
+        raise ProfileConfigError(f"{where}{e.path[len('profile_list') :]}", e.message) from None
+    return {"profile_list_is_callable": False, "profile_list": service_profile_list(profiles)}
 
 
 def _add_home_page_links(c: Any, service: dict[str, Any], share_servers: bool) -> None:
@@ -84,8 +103,12 @@ def enable_sharing(
     """Turn on environment links (and, with `share_servers`, the "Share this server" page).
 
     `options` are `FancyEnvSharing` traits, e.g. `{"allow_one_click_launch": True}`.
-    `profile_list` defaults to the spawner's, when it is a plain list (not a callable).
-    Returns the FancyEnvSharing config given to the service.
+    `profile_list` defaults to the spawner's (call this after setting it). It is parsed here
+    by the spawner's own model (a mistake stops the hub, naming its path) and handed to the
+    service without any `kubespawner_override`. A callable list stays the spawner's alone:
+    the service is told (`profile_list_is_callable`), checks no profile itself and logs so.
+    Every value goes through the strict serialiser (fancy_env.configdata): one it cannot
+    carry stops the hub, naming its key path. Returns the FancyEnvSharing config.
     """
     scopes = list(service.get("oauth_client_allowed_scopes", []))
     wanted = OAUTH_SCOPES if share_servers else [s for s in OAUTH_SCOPES if s != SHARE_SCOPE]
@@ -104,9 +127,7 @@ def enable_sharing(
             _get(c.JupyterHub, "named_server_limit_per_user", 0) or 0
         ),
     }
-    profiles = profile_list if profile_list is not None else _profile_list(c)
-    if profiles is not None:
-        sharing["profile_list"] = _without_overrides(profiles)
+    sharing.update(_sharing_profiles(c, profile_list))
     sharing.update(options or {})
 
     # into the service's 0600 file (fancy_env.hubconfig), never the hub's database

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from tornado.web import Application as WebApplication
 
-from ..profiles import parse_profile_list
 from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
 from .handlers import sharing_handlers
 
@@ -30,7 +29,7 @@ def mount_sharing(builder: Any, web_app: WebApplication) -> bool:
     # one engine per database: share the build store's (its SQLite settings included)
     engine = web_app.settings["build_service"].store.engine
     ctx = SharingContext.create(
-        config, builder.db_url, prefix, profiles=parse_profile_list(config.profile_list),
+        config, builder.db_url, prefix, profiles=config.profiles(),
         engine=engine,
     )  # fmt: skip
     web_app.settings[SETTINGS_KEY] = ctx
