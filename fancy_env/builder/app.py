@@ -33,6 +33,7 @@ from . import handlers
 from .db import Store
 from .executors import EXECUTORS, Executor
 from .gc_handler import GCHandler, gc_schedule
+from .pinning import LaunchHandler
 from .registry import (
     EngineChecker,
     LocalCopyChecker,
@@ -485,6 +486,7 @@ class BuilderApp(Application):
             (rf"{p}api/builds/?", handlers.BuildsHandler),
             (rf"{p}api/builds/([0-9a-f]+)/?", handlers.BuildHandler),
             (rf"{p}api/builds/([0-9a-f]+)/events", handlers.EventsHandler),
+            (rf"{p}api/builds/([0-9a-f]+)/launch", LaunchHandler),
             (rf"{p}api/gc", GCHandler),
             (rf"{p}health", handlers.HealthHandler),
             (rf"{p}metrics", handlers.MetricsHandler),
