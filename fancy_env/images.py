@@ -76,3 +76,31 @@ def split_image(image: str) -> tuple[str, str]:
     if not sep or "/" in tag:
         return image, "latest"
     return name, tag
+
+
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def pinned_image(image: str, digest: str, in_registry: bool) -> str:
+    """The reference a server launches for a build of `image` whose digest is `digest`.
+
+    In a registry: `name@sha256:…` (the manifest digest: a later push to the tag cannot
+    change what it names). On an engine without a registry: the image ID `sha256:…`, which
+    Docker accepts wherever it takes an image. No digest (records from before 0.4, the fake
+    executor): the tag itself."""
+    if not digest:
+        return image
+    if not DIGEST.fullmatch(digest):
+        raise ValueError(f"digest {digest!r} is not sha256:<64 hex digits>")
+    return f"{split_image(image)[0]}@{digest}" if in_registry else digest
+
+
+def is_pinned_form(image: str, digest: str, launch_image: str) -> bool:
+    """Whether `launch_image` is one of the forms `pinned_image` gives for (image, digest):
+    a spawner checks what the build service sends instead of taking any string."""
+    if not digest:
+        return launch_image == image
+    return DIGEST.fullmatch(digest) is not None and launch_image in (
+        f"{split_image(image)[0]}@{digest}",
+        digest,
+    )

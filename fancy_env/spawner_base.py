@@ -36,6 +36,7 @@ from traitlets import Integer, Unicode, default
 from traitlets.config import Config, LazyConfigValue, LoggingConfigurable
 
 from .buildref import BuildRefError, ConfirmedBuild
+from .images import is_pinned_form
 from .overrides import merge_into, override_keys, override_layers
 from .profiles import Profile, ProfileConfigError, parse_profile_list, regex_warnings
 from .tickets import BUILD_SCOPE
@@ -374,7 +375,12 @@ class FancySpawnerMixin(_MixinBase):
             )
             raise OptionsRefused("build_id: the build's image is not from this hub's registry.")
         self.fancy_confirmed_build = build
-        return build.image
+        # pinned: a later push to the tag cannot change what this confirmed build launches
+        launch = build.launch_image or build.image
+        if not is_pinned_form(build.image, build.digest, launch):
+            raise OptionsRefused("build_id: the build service named an unexpected image.")
+        self.log.info("Build %s launches %s", build_id, launch)
+        return launch
 
     async def _fancy_apply_overrides(self, overrides: dict[str, Any]) -> None:
         """KubeSpawner's `_apply_overrides`: callables evaluated (awaited if needed), dicts

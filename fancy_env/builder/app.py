@@ -40,6 +40,7 @@ from .components import (
 from .db import Store
 from .executors import Executor
 from .gc_handler import GCHandler, gc_schedule
+from .pinning import LaunchHandler
 from .registry import registry_url_for
 from .registry_auth import (
     RegistryConfigError,
@@ -482,6 +483,7 @@ class BuilderApp(Application):
             (rf"{p}api/builds/?", handlers.BuildsHandler),
             (rf"{p}api/builds/([0-9a-f]+)/?", handlers.BuildHandler),
             (rf"{p}api/builds/([0-9a-f]+)/events", handlers.EventsHandler),
+            (rf"{p}api/builds/([0-9a-f]+)/launch", LaunchHandler),
             (rf"{p}api/gc", GCHandler),
             (rf"{p}health", handlers.HealthHandler),
             (rf"{p}metrics", handlers.MetricsHandler),

@@ -62,6 +62,9 @@ class Build(Base):
     # added in 0.3: a forced build without the layer cache, and the build it replaces
     rebuild: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     rebuild_of: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    # added in 0.4: what a launch pins: the manifest digest in the registry (servers start
+    # `name@digest`), or the engine's image ID when there is no registry ("" = unknown)
+    digest: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
     def to_json(self, prefix: str = "") -> dict[str, Any]:
         return {
@@ -81,6 +84,7 @@ class Build(Base):
             "log_truncated": bool(self.log_truncated),
             "rebuild": bool(self.rebuild),
             "rebuild_of": self.rebuild_of or "",
+            "digest": self.digest or "",
             "events_url": f"{prefix}api/builds/{self.id}/events",
         }
 
@@ -145,6 +149,7 @@ ADDED_COLUMNS = (
     ("log_truncated", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ("rebuild", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ("rebuild_of", "VARCHAR(32) NOT NULL DEFAULT ''"),
+    ("digest", "VARCHAR(128) NOT NULL DEFAULT ''"),
 )
 
 
@@ -197,7 +202,7 @@ class Store:
         row = {c.key: getattr(build, c.key) for c in Build.__table__.columns}
         defaults = {"ref": "", "subdir": "", "commit": "", "image": "", "reason": "",
                     "cache_hit": False, "executor_ref": "", "log_truncated": False,
-                    "rebuild": False, "rebuild_of": ""}  # fmt: skip
+                    "rebuild": False, "rebuild_of": "", "digest": ""}  # fmt: skip
         for key, value in defaults.items():
             if row[key] is None:
                 row[key] = value

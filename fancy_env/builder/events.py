@@ -59,12 +59,17 @@ RECORD_FIELDS: dict[str, str] = {
     "log_truncated": "boolean",
     "rebuild": "boolean",
     "rebuild_of": "string",
+    "digest": "string",
     "events_url": "string",
 }
 
 
 # `GET api/builds/<id>` adds these to the record
-DETAIL_FIELDS: dict[str, str] = {"queue_position": "number", "users": "string[]"}
+DETAIL_FIELDS: dict[str, str] = {
+    "queue_position": "number",
+    "users": "string[]",
+    "launch_image": "string",
+}
 
 # the body of every 4xx answer ("?" = optional)
 ERROR_FIELDS: dict[str, str] = {"status": "number", "message": "string", "field?": "string"}

@@ -254,6 +254,7 @@ class BuildHandler(BaseHandler):
         active = self.service.active.get(build_id)
         data["queue_position"] = self.service.queue.position(active) if active else 0
         data["users"] = self.service.store.users(build_id)
+        data["launch_image"] = self.service.launch_image(build) if build.status == "built" else ""
         self.write_json(data)
 
     def delete(self, build_id: str) -> None:

@@ -83,9 +83,28 @@ class RegistryChecker:
         self.scheme = ""  # "basic" or "bearer" once a challenge was seen
 
     async def exists(self, image: str) -> bool:
+        return await self.find(image) is not None
+
+    async def find(self, image: str) -> str | None:
+        """The manifest digest of `image` ("" if the registry sends none), None if absent."""
         name, tag = split_image(image)
+        response = await self._manifest(name, tag, image)
+        if response is None:
+            return None
+        return str(response.headers.get("Docker-Content-Digest", "")).strip()
+
+    async def verify(self, image: str, digest: str) -> bool:
+        """Whether the manifest `digest` of `image`'s repository is still in the registry
+        (a `HEAD` by digest: a tag pushed over since does not count)."""
+        if not digest:
+            return await self.exists(image)
+        name, _tag = split_image(image)
+        return await self._manifest(name, digest, image) is not None
+
+    async def _manifest(self, name: str, reference: str, image: str) -> HTTPResponse | None:
+        """`HEAD /v2/<path>/manifests/<tag or digest>`: the answer, None on 404."""
         path = name.split("/", 1)[1] if "/" in name else name
-        url = f"{self.registry_url}/v2/{path}/manifests/{quote(tag)}"
+        url = f"{self.registry_url}/v2/{path}/manifests/{quote(reference)}"
         scope = pull_scope(path)
         response = await self._head(url, self._cached_auth(scope))
         if response.code == 401:
@@ -101,10 +120,10 @@ class RegistryChecker:
         if response.code == 403:
             raise self._refused(403, path)
         if response.code == 404:
-            return False
+            return None
         if response.code != 200:
             raise CacheCheckError(f"registry {self.host} answered {response.code} for {image}")
-        return True
+        return response
 
     async def auth_headers(self, repository: str) -> dict[str, str]:
         """Authorization for image retention's calls on `repository` ('' = the catalogue):
@@ -230,30 +249,50 @@ class EngineChecker:
         self.socket_path = socket_path
 
     async def exists(self, image: str) -> bool:
+        return await self.inspect(image) is not None
+
+    async def find(self, image: str) -> str | None:
+        """The engine's image ID of `image` (what Docker accepts to pin it), None if absent."""
+        info = await self.inspect(image)
+        return None if info is None else str(info.get("Id", ""))
+
+    async def verify(self, image: str, digest: str) -> bool:
+        """Whether the engine still holds `digest` (an image ID; "" = the tag `image`)."""
+        return await self.inspect(digest or image) is not None
+
+    async def inspect(self, reference: str) -> dict[str, Any] | None:
+        """`GET /images/<reference>/json` (a name:tag, name@digest or ID); None on 404."""
         try:
-            reader, writer = await asyncio.open_unix_connection(self.socket_path)
+            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=1 << 20)
         except OSError as e:
             raise CacheCheckError(f"container engine unreachable: {e}") from e
         try:
-            request = f"GET /images/{quote(image, safe='')}/json HTTP/1.0\r\nHost: docker\r\n\r\n"
-            writer.write(request.encode("ascii"))
+            path = f"/images/{quote(reference, safe='')}/json"
+            writer.write(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode("ascii"))
             await writer.drain()
-            status_line = await asyncio.wait_for(reader.readline(), 10)
+            raw = await asyncio.wait_for(reader.read(), 10)
         finally:
             writer.close()
-        parts = status_line.split()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        parts = head.split(b"\r\n", 1)[0].split()
         if len(parts) < 2:
             raise CacheCheckError("container engine gave no answer")
         code = int(parts[1])
         if code == 404:
-            return False
+            return None
         if code != 200:
             raise CacheCheckError(f"container engine answered {code}")
-        return True
+        try:
+            info = json.loads(body)
+        except ValueError:
+            raise CacheCheckError("container engine sent an unreadable image record") from None
+        return info if isinstance(info, dict) else {}
 
     async def pull(self, image: str, auth: dict[str, str] | None) -> None:
-        """`POST /images/create`: the engine pulls `image`, with `auth` for that request only."""
-        name, tag = split_image(image)
+        """`POST /images/create`: the engine pulls `image` (`name:tag` or `name@digest`),
+        with `auth` for that request only."""
+        name, at, digest = image.partition("@")
+        name, tag = (name, digest) if at else split_image(image)
         query = urlencode({"fromImage": name, "tag": tag})
         header = ""
         if auth:
@@ -302,14 +341,35 @@ class LocalCopyChecker:
         return await self.registry.auth_headers(repository)
 
     async def exists(self, image: str) -> bool:
-        if not await self.registry.exists(image):
+        return await self.find(image) is not None
+
+    async def find(self, image: str) -> str | None:
+        """The registry's manifest digest, once the engine holds the image too."""
+        digest = await self.registry.find(image)
+        if digest is None:
+            return None
+        if not await self.engine.exists(image):
+            await self._pull(image)
+        return digest
+
+    async def verify(self, image: str, digest: str) -> bool:
+        """The registry still has `digest` and the engine holds `name@digest` (pulled by
+        digest when it lacks it); a failed pull counts as gone (the launch rebuilds)."""
+        if not await self.registry.verify(image, digest):
             return False
-        if await self.engine.exists(image):
+        reference = f"{split_image(image)[0]}@{digest}" if digest else image
+        if await self.engine.exists(reference):
             return True
+        try:
+            await self._pull(reference)
+        except (CacheCheckError, TimeoutError):
+            return False
+        return await self.engine.exists(reference)
+
+    async def _pull(self, reference: str) -> None:
         credential = self.registry.credential
         auth = credential.engine_auth(self.registry.registry_url) if credential else None
-        await asyncio.wait_for(self.engine.pull(image, auth), self.timeout)
-        return True
+        await asyncio.wait_for(self.engine.pull(reference, auth), self.timeout)
 
 
 class TableChecker:
@@ -321,37 +381,72 @@ class TableChecker:
     async def exists(self, image: str) -> bool:
         return self.store.image(image) is not None
 
+    async def find(self, image: str) -> str | None:
+        return "" if await self.exists(image) else None
+
+    async def verify(self, image: str, digest: str) -> bool:
+        return await self.exists(image)
+
+
+async def find_digest(checker: Any, image: str) -> str | None:
+    """`checker.find(image)` (the digest, "" if unknown, None if absent); checkers that only
+    answer `exists` give ""."""
+    find = getattr(checker, "find", None)
+    if find is not None:
+        found = await find(image)
+        return None if found is None else str(found)
+    return "" if await checker.exists(image) else None
+
+
+async def verify_digest(checker: Any, image: str, digest: str) -> bool:
+    """A fresh check that the pinned `digest` of `image` is still there."""
+    verify = getattr(checker, "verify", None)
+    if verify is not None:
+        return bool(await verify(image, digest))
+    return bool(await checker.exists(image))
+
 
 class RememberingChecker:
-    """Remembers images found for `ttl` seconds: names are commit-addressed, so an image
-    that exists keeps existing (unless the registry is pruned, hence the TTL)."""
+    """Remembers images found (and their digests) for `ttl` seconds: names are
+    commit-addressed, so an image that exists keeps existing, unless it is removed (the
+    retention policy forgets what it removes; a launch verifies its digest afresh with
+    `verify`, which forgets an image found gone)."""
 
     def __init__(self, inner: Any, ttl: float) -> None:
         self.inner = inner
         self.ttl = ttl
-        self.found: dict[str, float] = {}
+        self.found: dict[str, tuple[float, str]] = {}
 
     async def auth_headers(self, repository: str) -> dict[str, str]:
         """The wrapped checker's registry authorization, if it speaks to a registry."""
         inner = getattr(self.inner, "auth_headers", None)
         return dict(await inner(repository)) if inner is not None else {}
 
-    def remember(self, image: str) -> None:
+    def remember(self, image: str, digest: str = "") -> None:
         """An image this service just built and pushed."""
-        self.found[image] = time.monotonic()
+        self.found[image] = (time.monotonic(), digest)
 
     def forget(self, image: str) -> None:
-        """An image that was removed (retention): ask again next time."""
+        """An image that was removed (retention, or found gone at a launch)."""
         self.found.pop(image, None)
 
     async def exists(self, image: str) -> bool:
+        return await self.find(image) is not None
+
+    async def find(self, image: str) -> str | None:
         now = time.monotonic()
         seen = self.found.get(image)
-        if seen is not None and now - seen < self.ttl:
-            return True
-        present = bool(await self.inner.exists(image))
-        if present:
+        if seen is not None and now - seen[0] < self.ttl:
+            return seen[1]
+        digest = await find_digest(self.inner, image)
+        if digest is not None:
             if len(self.found) > 10000:
                 self.found.clear()
-            self.found[image] = now
+            self.found[image] = (now, digest)
+        return digest
+
+    async def verify(self, image: str, digest: str) -> bool:
+        present = await verify_digest(self.inner, image, digest)
+        if not present:
+            self.forget(image)
         return present

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..images import image_name
+from ..images import image_name, pinned_image
 from ..repos import RepoError, RepoPolicy, RepoSpec, check_addresses, parse_repo
 from . import metrics
 from .db import Build, Store
@@ -32,7 +32,7 @@ from .executors.base import BuildFailed, BuildJob, Executor
 from .git import http_ls_remote, ls_remote
 from .queue import FairQueue
 from .rebuild import RebuildAsk, check_rebuild
-from .registry import CacheCheckError, RegistryAuthError
+from .registry import CacheCheckError, RegistryAuthError, find_digest
 from .stream import ActiveBuild, LogCap, ReplayCache, StreamSlots
 
 INTERRUPTED = "interrupted by restart"
@@ -145,8 +145,8 @@ class BuildService:
             cached = await self._cached(image)
         except RegistryAuthError as e:  # never "not cached": that would rebuild and fail again
             return self._registry_refused(user, spec, commit, image, str(e))
-        if cached:
-            return self._cache_hit(user, spec, commit, image)
+        if cached is not None:
+            return self._cache_hit(user, spec, commit, image, cached)
         shared = self.by_image.get(image)  # an identical request may have won the race
         if shared is not None:
             return self._share(shared, user)
@@ -190,14 +190,48 @@ class BuildService:
                 headers={"Retry-After": str(retry)},
             )
 
-    async def _cached(self, image: str) -> bool:
+    async def _cached(self, image: str) -> str | None:
+        """The digest of `image` if it is there ("" when unknown), None if not."""
         try:
-            return bool(await self.checker.exists(image))
+            return await find_digest(self.checker, image)
         except RegistryAuthError:
             raise
         except CacheCheckError as e:
             self.log.warning("cache check failed for %s: %s", image, e)
-            return False
+            return None
+
+    async def _built_digest(self, image: str) -> str:
+        """The digest of an image just built (asked afresh: a rebuild moved the tag)."""
+        forget = getattr(self.checker, "forget", None)
+        if callable(forget):
+            forget(image)
+        try:
+            return await find_digest(self.checker, image) or ""
+        except CacheCheckError as e:
+            self.log.warning("no digest for %s (its servers launch by tag): %s", image, e)
+            return ""
+
+    def launch_image(self, build: Build) -> str:
+        """What a server of `build` launches: `name@digest` (a registry), the image ID (an
+        engine without one), or the tag for records without a digest."""
+        try:
+            return pinned_image(build.image, build.digest or "", self.config.push)
+        except ValueError:
+            return str(build.image)
+
+    def rebuild_missing(self, user: str, build: Build) -> Build:
+        """A new build of `build`'s commit, whose image was found gone at a launch (or the
+        identical build already under way). Raises ServiceError (policy, queue share)."""
+        try:
+            spec = parse_repo(build.repo, build.ref, build.subdir, self.policy)
+        except RepoError as e:
+            raise ServiceError(400, e.reason, e.field) from None
+        image = image_name(self.config.image_prefix, spec.key, build.commit)
+        shared = self.by_image.get(image)
+        if shared is not None:
+            return self._share(shared, user)
+        self._check_queue_share(user)
+        return self._new_build(user, spec, build.commit, image)
 
     def _share(self, active: ActiveBuild, user: str) -> Build:
         self.store.add_user(active.id, user)
@@ -206,12 +240,14 @@ class BuildService:
         assert build is not None
         return build
 
-    def _cache_hit(self, user: str, spec: RepoSpec, commit: str, image: str) -> Build:
+    def _cache_hit(
+        self, user: str, spec: RepoSpec, commit: str, image: str, digest: str = ""
+    ) -> Build:
         now = time.time()
         build = Build(
             id=secrets.token_hex(8), user=user, repo=spec.url, ref=spec.ref, subdir=spec.subdir,
             commit=commit, image=image, status="built", cache_hit=True, created=now,
-            started=now, finished=now,
+            started=now, finished=now, digest=digest,
         )  # fmt: skip
         active = ActiveBuild(build.id, user, self._job(build))
         active.emit("built", f"Found {image} (commit {commit[:12]}): no build needed", image)
@@ -301,6 +337,7 @@ class BuildService:
         active.emit("fetching", f"Build started with the {self.executor.name} executor")
         try:
             await self.executor.run(active.job, active.log_line)
+            digest = await self._built_digest(active.job.image)
         except asyncio.CancelledError:
             if active.stop_reason is not None:
                 self._finish(active, *active.stop_reason)
@@ -314,13 +351,13 @@ class BuildService:
             self.log.exception("build %s: executor error", active.id)
             self._finish(active, "failed", f"executor error: {e}")
         else:
-            self._finish(active, "built", "")
+            self._finish(active, "built", "", digest)
         finally:
             metrics.RUNNING.dec()
             self.queue.done(active)
             metrics.QUEUE_LENGTH.set(len(self.queue))
 
-    def _finish(self, active: ActiveBuild, phase: str, reason: str) -> None:
+    def _finish(self, active: ActiveBuild, phase: str, reason: str, digest: str = "") -> None:
         if active.done:
             return
         image = active.job.image if phase == "built" else None
@@ -328,13 +365,13 @@ class BuildService:
             message = f"Built {image}"
             self.store.add_image(active.job.image, active.job.repo, active.job.commit, active.id)
             if hasattr(self.checker, "remember"):
-                self.checker.remember(active.job.image)
+                self.checker.remember(active.job.image, digest)
         else:
             message = reason
         active.emit(phase, message, image)
         self._flush(active)
         now = time.time()
-        self.store.update(active.id, status=phase, reason=reason, finished=now)
+        self.store.update(active.id, status=phase, reason=reason, finished=now, digest=digest)
         self.active.pop(active.id, None)
         if self.by_image.get(active.job.image) is active:
             del self.by_image[active.job.image]

@@ -4,8 +4,8 @@ Acceptance (issue 11): after 30 builds of 3 repositories with keep_per_repo=2, e
 2 newest images per repository plus one in use (a container runs it) remain in the engine
 (`docker images`) and in the registry (its `/v2/_catalog` and `tags/list`); the registry's
 garbage collection shrinks its blobs; a removed image asked for again is built again (not a
-cache hit, though the cache check remembered it) and its old build record is refused by the
-spawner's confirm.
+cache hit, though the cache check remembered it), and a launch of its old build record
+starts from the new build.
 
 The registry is the same Debian `docker-registry` as scripts/setup.sh's, with the same config
 (`storage.delete.enabled: true`), but an instance of its own on a free loopback port: its
@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 import requests
 
-from fancy_env.buildref import BuildRefError, HTTPBuildConfirmer
+from fancy_env.buildref import HTTPBuildConfirmer
 from fancy_env.sharing.links import Link, LinkSpec, hash_code, new_code, new_link_id
 from fancy_env.sharing.store import LinkStore
 from tests.support.builder import ROOT, BuilderProcess
@@ -265,8 +265,11 @@ def test_thirty_builds_keep_two_per_repo_and_the_image_in_use(
         again = svc.post("u1", repos[1].url, ref=old["commit"]).json()
         assert again["status"] != "built" and not again["cache_hit"], again
         assert svc.get(f"api/builds/{old['id']}", user="u1").json()["status"] == "removed"
-        with pytest.raises(BuildRefError, match="removed"):
-            asyncio.run(HTTPBuildConfirmer(svc.url, TOKEN, prefix).confirm(old["id"], "u1"))
+        # a launch of the removed build joins that build, waits for it, and starts from it
+        confirmer = HTTPBuildConfirmer(svc.url, TOKEN, prefix, poll_interval=0.2)
+        launched = asyncio.run(confirmer.confirm(old["id"], "u1"))
+        assert launched.build_id == again["id"], launched
+        assert launched.digest and launched.launch_image.endswith("@" + launched.digest)
         rebuilt = wait_built(svc, again, "u1")
         assert rebuilt["image"] == old["image"] and old["image"] in engine_images(prefix)
         # a kept image is still a cache hit
@@ -340,12 +343,13 @@ def test_removed_image_is_built_again_and_links_protect(
     real = gc_json(svc)
     assert [i["image"] for i in real["remove"]] == [builds[1]["image"]]
     assert svc.get(f"api/builds/{builds[1]['id']}").json()["status"] == "removed"
-    with pytest.raises(BuildRefError, match="removed"):
-        asyncio.run(HTTPBuildConfirmer(svc.url, TOKEN).confirm(builds[1]["id"], "alice"))
     # asked for again: a new build, not a cache hit; a kept one still hits the cache
     again = svc.post("alice", repo.url, ref=builds[1]["commit"]).json()
     assert again["status"] != "built" and not again["cache_hit"]
     assert wait_built(svc, again, "alice")["image"] == builds[1]["image"]
+    # a launch of the removed build starts from the build that now serves its image
+    confirmed = asyncio.run(HTTPBuildConfirmer(svc.url, TOKEN).confirm(builds[1]["id"], "alice"))
+    assert confirmed.build_id == again["id"] and confirmed.image == builds[1]["image"]
     hit = svc.post("alice", repo.url, ref=builds[2]["commit"]).json()
     assert hit["cache_hit"] and hit["status"] == "built"
 

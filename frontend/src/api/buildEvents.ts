@@ -61,6 +61,8 @@ export interface BuildRecord {
   rebuild: boolean;
   /** the build whose image a rebuild replaces ("" if none) */
   rebuild_of: string;
+  /** what a launch pins: the registry's manifest digest, or the engine's image ID ("" = unknown) */
+  digest: string;
   events_url: string;
 }
 
@@ -69,6 +71,8 @@ export interface BuildDetail extends BuildRecord {
   /** 1-based place in the queue; 0 when not waiting. */
   queue_position: number;
   users: string[];
+  /** what a server of this build starts: `name@sha256:…`, an image ID, or the tag ("" unless built) */
+  launch_image: string;
 }
 
 /** Body of every 4xx answer. */

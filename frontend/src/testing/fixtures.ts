@@ -62,6 +62,7 @@ export function record(fields: Partial<BuildRecord> & { id: string }): BuildReco
     log_truncated: false,
     rebuild: false,
     rebuild_of: "",
+    digest: "",
     events_url: "",
     ...fields,
   };
