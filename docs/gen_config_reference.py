@@ -18,6 +18,7 @@ CLASSES = [
     ("fancy_env.spawner_kube", "FancyKubeSpawner", "Kubernetes", "own"),
     ("fancy_env.builder.app", "BuilderApp", "The build service", "own"),
     ("fancy_env.sharing.config", "FancyEnvSharing", "Sharing by link", "own"),
+    ("fancy_env.builder.credentials", "FancyEnvCredentials", "Private repositories", "own"),
 ]
 
 

@@ -62,6 +62,8 @@ class Build(Base):
     # added in 0.3: a forced build without the layer cache, and the build it replaces
     rebuild: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     rebuild_of: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    # added in 0.4: only the requester's own forge credential opened the repository
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def to_json(self, prefix: str = "") -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class Build(Base):
             "log_truncated": bool(self.log_truncated),
             "rebuild": bool(self.rebuild),
             "rebuild_of": self.rebuild_of or "",
+            "private": bool(self.private),
             "events_url": f"{prefix}api/builds/{self.id}/events",
         }
 
@@ -145,6 +148,7 @@ ADDED_COLUMNS = (
     ("log_truncated", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ("rebuild", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ("rebuild_of", "VARCHAR(32) NOT NULL DEFAULT ''"),
+    ("private", "BOOLEAN NOT NULL DEFAULT FALSE"),
 )
 
 
@@ -197,7 +201,7 @@ class Store:
         row = {c.key: getattr(build, c.key) for c in Build.__table__.columns}
         defaults = {"ref": "", "subdir": "", "commit": "", "image": "", "reason": "",
                     "cache_hit": False, "executor_ref": "", "log_truncated": False,
-                    "rebuild": False, "rebuild_of": ""}  # fmt: skip
+                    "rebuild": False, "rebuild_of": "", "private": False}  # fmt: skip
         for key, value in defaults.items():
             if row[key] is None:
                 row[key] = value
@@ -304,6 +308,12 @@ class Store:
         with self.engine.connect() as conn:
             value = conn.execute(q).scalar()
         return None if value is None else float(value)
+
+    def private_image(self, image: str) -> bool:
+        """Whether a build of `image` (any status) needed its requester's credential."""
+        q = select(Build.id).where(Build.image == image, Build.private.is_(True)).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
 
     def serving_build(self, image: str) -> str:
         """The build whose image now carries the name `image` ("" if none is known)."""

@@ -59,6 +59,7 @@ RECORD_FIELDS: dict[str, str] = {
     "log_truncated": "boolean",
     "rebuild": "boolean",
     "rebuild_of": "string",
+    "private": "boolean",
     "events_url": "string",
 }
 

@@ -16,6 +16,7 @@ from tornado.web import Application as WebApplication
 
 from ..profiles import parse_profile_list
 from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
+from .credpages import credential_handlers
 from .handlers import sharing_handlers
 
 
@@ -37,6 +38,7 @@ def mount_sharing(builder: Any, web_app: WebApplication) -> bool:
     # the build service serves `oauth_callback` itself (with the same HubOAuth instance);
     # added rules take precedence over the application's own (tornado's add_handlers)
     web_app.add_handlers(r".*$", list(sharing_handlers(prefix, web_app.settings)))
+    web_app.add_handlers(r".*$", credential_handlers(prefix))  # users' forge tokens
     shown = make_url(builder.db_url).render_as_string(hide_password=True)  # never the password
     log.info("sharing routes mounted under %s (links table in %s)", prefix, shown)
     return True

@@ -61,6 +61,8 @@ export interface BuildRecord {
   rebuild: boolean;
   /** the build whose image a rebuild replaces ("" if none) */
   rebuild_of: string;
+  /** only the requester's own forge credential opened the repository (private repositories) */
+  private: boolean;
   events_url: string;
 }
 
