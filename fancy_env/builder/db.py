@@ -315,6 +315,12 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(q).first() is not None
 
+    def private_repo(self, repo: str) -> bool:
+        """Whether a build of the repository `repo` (normalised URL) needed a credential."""
+        q = select(Build.id).where(Build.repo == repo, Build.private.is_(True)).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
+
     def serving_build(self, image: str) -> str:
         """The build whose image now carries the name `image` ("" if none is known)."""
         record = self.image(image)

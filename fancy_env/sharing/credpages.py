@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tornado import web
+from tornado.log import app_log
 
 from ..builder.forge_auth import (
     CredentialError,
@@ -23,6 +24,7 @@ from ..builder.forge_auth import (
     check_token,
     check_username,
     host_label,
+    origin_of,
     parse_host,
 )
 from .handlers import APIHandler, SharingHandler
@@ -37,6 +39,10 @@ class CredentialsBase(SharingHandler):
                 404, "storing credentials is turned off on this service (FancyEnvCredentials)"
             )
         return store
+
+    @property
+    def log(self) -> Any:
+        return self.settings.get("log") or app_log
 
     def policy(self) -> Any:
         return self.settings["build_service"].policy
@@ -132,6 +138,24 @@ class CredentialsAPIHandler(CredentialsBase, APIHandler):
             raise web.HTTPError(400, str(err)) from None
         self.set_status(204)
         self.finish()
+
+
+def private_notice(handler: SharingHandler, repo: str) -> str:
+    """What a link page tells a recipient when the link's image came from a private
+    repository and they store no credential for its host ("" otherwise; the launch still
+    asks the forge with the recipient's own credential, this is only the early word)."""
+    service: Any = handler.settings.get("build_service")
+    store = service.access.credentials if service is not None else None
+    if store is None or not repo or not service.store.private_repo(repo):
+        return ""
+    origin = origin_of(repo)
+    if store.has(handler.username, origin):
+        return ""
+    return (
+        f"This environment comes from a private repository on {host_label(origin)}. It "
+        f"launches only for people who can read that repository: store your own access "
+        f"token for {host_label(origin)} at {handler.ctx.prefix}credentials first."
+    )
 
 
 def credential_handlers(prefix: str) -> list[tuple[str, type, dict[str, Any]]]:

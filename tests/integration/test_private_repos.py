@@ -216,6 +216,7 @@ def check_bob_refused(run: Run, repo_url: str, build: dict[str, object], link_ur
     # the link: the page opens, the launch is refused with the reason on the page
     page = bob.get(link_url)
     assert page.status_code == 200, page.text[-300:]
+    assert 'id="private-notice"' in page.text and "store your own access token" in page.text
     launched = bob.post_form(link_url + "/launch", {"action": "launch"})
     assert launched.status_code == 403, launched.text[-500:]
     assert "needs a credential for" in launched.text and "credentials" in launched.text
@@ -223,6 +224,12 @@ def check_bob_refused(run: Run, repo_url: str, build: dict[str, object], link_ur
 
 
 def check_bob_with_his_token(run: Run, repo_url: str, link_url: str) -> None:
+    for body, field in [({"host": run.forge.base_url, "token": "has space in it"}, "token:"),
+                        ({"host": "https://169.254.169.254", "token": BOB_TOKEN}, "host:"),
+                        ({"host": run.forge.base_url, "token": BOB_TOKEN, "username": "a:b"},
+                         "username:")]:  # fmt: skip
+        bad = run.service("POST", "api/credentials", "bob", json=body)
+        assert bad.status_code == 400 and field in bad.json()["message"], bad.text
     r = run.service("POST", "api/credentials", "bob",
                     json={"host": run.forge.base_url, "token": BOB_TOKEN})  # fmt: skip
     assert r.status_code == 201, r.text
