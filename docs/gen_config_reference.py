@@ -19,6 +19,7 @@ CLASSES = [
     ("fancy_env.builder.app", "BuilderApp", "The build service", "own"),
     ("fancy_env.sharing.config", "FancyEnvSharing", "Sharing by link", "own"),
     ("fancy_env.sharing.binder_pages", "FancyEnvBinder", "Binder launch URLs", "own"),
+    ("fancy_env.builder.credentials", "FancyEnvCredentials", "Private repositories", "own"),
 ]
 
 

@@ -37,6 +37,7 @@ from .components import (
     EXECUTOR_GROUP,
     ComponentType,
 )
+from .credentials import attach_credentials
 from .db import Store
 from .executors import Executor
 from .gc_handler import GCHandler, gc_schedule
@@ -443,10 +444,12 @@ class BuilderApp(Application):
             rebuild_interval=self.rebuild_interval,
         )
         credential = self.registry_credential() if self.registry_url else None
-        return BuildService(
+        service = BuildService(
             store, self.make_executor(credential), self.make_checker(store, credential), policy,
             config, self.log,
         )  # fmt: skip
+        attach_credentials(self, service)  # users' forge tokens (private repositories)
+        return service
 
     def make_collector(self, service: BuildService) -> Any:
         from .gc import Collector, GCConfig, checker_auth

@@ -11,6 +11,9 @@ The service fetches; repo2docker only builds a local directory. `fetch_checkout`
 3. refuses the checkout when any symbolic link in it leads outside it, or when the
    subdirectory or repo2docker's `binder/`, `.binder/` resolve outside it;
 4. fetches submodules only when the admin allows them, each URL checked like a typed one;
+   a user's credential (`FetchSettings.auth`, private repositories) reaches git only as
+   `http.<origin>/.extraHeader` in git's environment (GIT_CONFIG_COUNT/KEY/VALUE), for that
+   exact origin: never the URL, a command line, the clone's config or the build context;
 5. hands the checkout back to the service's user (`lchown`, links never followed) so the
    fetch user cannot change it between the checks and the build.
 
@@ -43,6 +46,7 @@ from .confine import (
     parse_gitmodules,
     resolve_submodule_url,
 )
+from .forge_auth import GitAuth, git_env_for
 from .git import GitUser, resolve_pin, run_git
 from .podfetch import confined_context, escaping_links
 
@@ -69,6 +73,7 @@ class FetchSettings:
     user: GitUser = field(default_factory=GitUser)
     timeout: float = 600
     resolver: Resolver = resolve_host
+    auth: GitAuth | None = field(default=None, repr=False)  # the requesting user's credential
 
 
 async def approve(url: str, policy: RepoPolicy, resolver: Resolver) -> list[str]:
@@ -86,13 +91,16 @@ async def approve(url: str, policy: RepoPolicy, resolver: Resolver) -> list[str]
     return resolve_pin(spec.host, spec.port, scheme, addresses[0])
 
 
-async def _git(argv: list[str], cwd: str, settings: FetchSettings, what: str) -> str:
+async def _git(argv: list[str], cwd: str, settings: FetchSettings, what: str, url: str = "") -> str:
+    """Run one git step; `url` = the remote it talks to (its credential, if any, applies)."""
+    env = git_env_for(settings.auth, url) if url else {}
     try:
-        code, out = await run_git(argv, cwd, settings.timeout, settings.user)
+        code, out = await run_git(argv, cwd, settings.timeout, settings.user, env)
     except TimeoutError:
         raise CheckoutError(f"{what} did not finish within {settings.timeout:g}s") from None
     if code != 0:
-        raise CheckoutError(git_failure(what, code, out))
+        reason = git_failure(what, code, out)
+        raise CheckoutError(settings.auth.scrub(reason) if settings.auth else reason)
     return out
 
 
@@ -102,7 +110,7 @@ async def clone_at(url: str, commit: str, dest: str, settings: FetchSettings) ->
     parent, name = os.path.split(dest)
     step: GitStep
     for step in clone_steps(url, commit, name, pin):
-        await _git(list(step.argv), os.path.join(parent, step.cwd), settings, step.what)
+        await _git(list(step.argv), os.path.join(parent, step.cwd), settings, step.what, url)
 
 
 def _exists(path: str) -> bool:

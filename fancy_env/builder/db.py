@@ -65,6 +65,8 @@ class Build(Base):
     # added in 0.4: what a launch pins: the manifest digest in the registry (servers start
     # `name@digest`), or the engine's image ID when there is no registry ("" = unknown)
     digest: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    # added in 0.4: only the requester's own forge credential opened the repository
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def to_json(self, prefix: str = "") -> dict[str, Any]:
         return {
@@ -85,6 +87,7 @@ class Build(Base):
             "rebuild": bool(self.rebuild),
             "rebuild_of": self.rebuild_of or "",
             "digest": self.digest or "",
+            "private": bool(self.private),
             "events_url": f"{prefix}api/builds/{self.id}/events",
         }
 
@@ -150,6 +153,7 @@ ADDED_COLUMNS = (
     ("rebuild", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ("rebuild_of", "VARCHAR(32) NOT NULL DEFAULT ''"),
     ("digest", "VARCHAR(128) NOT NULL DEFAULT ''"),
+    ("private", "BOOLEAN NOT NULL DEFAULT FALSE"),
 )
 
 
@@ -202,7 +206,8 @@ class Store:
         row = {c.key: getattr(build, c.key) for c in Build.__table__.columns}
         defaults = {"ref": "", "subdir": "", "commit": "", "image": "", "reason": "",
                     "cache_hit": False, "executor_ref": "", "log_truncated": False,
-                    "rebuild": False, "rebuild_of": "", "digest": ""}  # fmt: skip
+                    "rebuild": False, "rebuild_of": "", "digest": "",
+                    "private": False}  # fmt: skip
         for key, value in defaults.items():
             if row[key] is None:
                 row[key] = value
@@ -309,6 +314,18 @@ class Store:
         with self.engine.connect() as conn:
             value = conn.execute(q).scalar()
         return None if value is None else float(value)
+
+    def private_image(self, image: str) -> bool:
+        """Whether a build of `image` (any status) needed its requester's credential."""
+        q = select(Build.id).where(Build.image == image, Build.private.is_(True)).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
+
+    def private_repo(self, repo: str) -> bool:
+        """Whether a build of the repository `repo` (normalised URL) needed a credential."""
+        q = select(Build.id).where(Build.repo == repo, Build.private.is_(True)).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
 
     def serving_build(self, image: str) -> str:
         """The build whose image now carries the name `image` ("" if none is known)."""

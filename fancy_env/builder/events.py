@@ -60,6 +60,7 @@ RECORD_FIELDS: dict[str, str] = {
     "rebuild": "boolean",
     "rebuild_of": "string",
     "digest": "string",
+    "private": "boolean",
     "events_url": "string",
 }
 

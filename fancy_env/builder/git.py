@@ -12,13 +12,27 @@ from urllib.parse import urljoin, urlsplit
 
 from ..repos import COMMIT_SHA, RepoError
 from .confine import GIT_CONFIG, GIT_ENV, fetch_env
+from .forge_auth import GitAuth, git_env_for
 from .podfetch import MAX_GIT_OUTPUT, clean_env
 
 __all__ = ["GIT_CONFIG", "GIT_ENV", "git_env", "http_ls_remote", "ls_remote", "run_git"]
 
 
-def git_env() -> dict[str, str]:
-    return clean_env(os.environ, GIT_ENV)
+class RepoAccessError(RepoError):
+    """The forge refused to show the repository (HTTP `code`: 401, 403 or 404)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__("repo", f"could not read the repository (HTTP {code})")
+        self.code = code
+
+
+#: what git says when the server wants a credential it did not get (or refused)
+_GIT_AUTH_FAILURES = ("Authentication failed", "could not read Username", "returned error: 403")
+
+
+def git_env(auth: GitAuth | None = None, url: str = "") -> dict[str, str]:
+    """The resolver's git environment; with `auth`'s header when it applies to `url`."""
+    return clean_env(os.environ, {**GIT_ENV, **git_env_for(auth, url)})
 
 
 def parse_ls_remote(output: str) -> dict[str, str]:
@@ -46,17 +60,25 @@ def pick_commit(refs: dict[str, str], ref: str) -> str:
     )
 
 
-async def ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC109
-    """Resolve `ref` of `url` to a commit; RepoError when it can't."""
-    patterns = ["HEAD"] if not ref else [ref, f"{ref}^{{}}"]
-    if ref and COMMIT_SHA.fullmatch(ref):
+async def ls_remote(
+    url: str,
+    ref: str,
+    timeout: float,  # noqa: ASYNC109
+    auth: GitAuth | None = None,
+    check: bool = False,
+) -> str:
+    """Resolve `ref` of `url` to a commit; RepoError when it can't. A full commit is
+    returned as it is, without asking the remote unless `check` (an access check)."""
+    sha = bool(ref and COMMIT_SHA.fullmatch(ref))
+    patterns = ["HEAD"] if not ref or sha else [ref, f"{ref}^{{}}"]
+    if sha and not check:
         return ref
     proc = await asyncio.create_subprocess_exec(
         "git", *GIT_CONFIG, "ls-remote", "--", url, *patterns,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=git_env(),
+        env=git_env(auth, url),
     )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
@@ -65,9 +87,14 @@ async def ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC10
         await proc.wait()
         raise RepoError("repo", f"the repository did not answer within {timeout:g}s") from None
     if proc.returncode != 0:
-        detail = err.decode("utf-8", "replace").strip().splitlines()
+        text = err.decode("utf-8", "replace")
+        if any(failure in text for failure in _GIT_AUTH_FAILURES):
+            raise RepoAccessError(403 if "error: 403" in text else 401)
+        detail = (auth.scrub(text) if auth else text).strip().splitlines()
         last = detail[-1][:200] if detail else f"git exited with {proc.returncode}"
         raise RepoError("repo", f"could not read the repository ({last})")
+    if sha:
+        return ref
     return pick_commit(parse_ls_remote(out.decode("utf-8", "replace")), ref)
 
 
@@ -140,42 +167,62 @@ def parse_pkt_lines(body: bytes) -> tuple[dict[str, str], str]:
     return refs, head_target
 
 
-async def http_ls_remote(url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC109
+async def http_ls_remote(
+    url: str,
+    ref: str,
+    timeout: float,  # noqa: ASYNC109
+    auth: GitAuth | None = None,
+    check: bool = False,
+) -> str:
     """Resolve `ref` with one HTTP request (smart or dumb protocol), no git process.
 
     This is the hot path of a cache hit. It follows redirects only within the same origin
     (say `/project` -> `/project.git`), reads at most MAX_REFS_BYTES (the client's
     `max_body_size`: a longer body is cut off while it arrives, never buffered whole), and
     falls back to `git ls-remote` for anything it does not understand or that is too long.
+    `auth` (a user's credential) is sent only when it applies to this exact origin; redirects
+    are followed only within that origin. A full commit is returned without asking the
+    remote unless `check` (an access check: the remote must show its refs to this caller).
     """
     from tornado.httpclient import AsyncHTTPClient
 
-    if ref and COMMIT_SHA.fullmatch(ref):
+    if ref and COMMIT_SHA.fullmatch(ref) and not check:
         return ref
     client = AsyncHTTPClient(force_instance=True, max_body_size=MAX_REFS_BYTES)
     try:
-        return await _http_ls_remote(client, url, ref, timeout)
+        return await _http_ls_remote(client, url, ref, timeout, auth)
     finally:
         client.close()
 
 
-async def _http_ls_remote(client: Any, url: str, ref: str, timeout: float) -> str:  # noqa: ASYNC109
+async def _http_ls_remote(
+    client: Any,
+    url: str,
+    ref: str,
+    timeout: float,  # noqa: ASYNC109
+    auth: GitAuth | None,
+) -> str:
     from tornado.httpclient import HTTPClientError
 
+    headers = {"User-Agent": "git/2.39 (fancy-env)", "Accept": "*/*"}
+    if auth is not None and auth.applies_to(url):
+        headers["Authorization"] = auth.header
+    else:
+        auth = None
     options: dict[str, Any] = {
         "follow_redirects": False, "request_timeout": timeout, "connect_timeout": timeout,
-        "headers": {"User-Agent": "git/2.39 (fancy-env)", "Accept": "*/*"},
+        "headers": headers,
     }  # fmt: skip
     try:
         r, base = await _fetch_refs(client, url.rstrip("/"), options)
     except HTTPClientError as e:
         if e.code in (401, 403, 404):
-            raise RepoError("repo", f"could not read the repository (HTTP {e.code})") from None
-        return await ls_remote(url, ref, timeout)
+            raise RepoAccessError(e.code) from None
+        return await ls_remote(url, ref, timeout, auth, check=True)
     except OSError as e:
         raise RepoError("repo", f"could not reach the repository ({e})") from None
     if len(r.body) > MAX_REFS_BYTES:
-        return await ls_remote(url, ref, timeout)
+        return await ls_remote(url, ref, timeout, auth, check=True)
     if r.headers.get("Content-Type", "").startswith("application/x-git-upload-pack-"):
         refs, head = parse_pkt_lines(r.body)
         if head and head in refs:
@@ -186,14 +233,14 @@ async def _http_ls_remote(client: Any, url: str, ref: str, timeout: float) -> st
             try:
                 head_file = await client.fetch(f"{base}/HEAD", **options)
             except (HTTPClientError, OSError):
-                return await ls_remote(url, ref, timeout)
+                return await ls_remote(url, ref, timeout, auth, check=True)
             target = head_file.body.decode("utf-8", "replace").strip()
             if target.startswith("ref: ") and target[5:] in refs:
                 refs["HEAD"] = refs[target[5:]]
             elif COMMIT_SHA.fullmatch(target):
                 refs["HEAD"] = target
     if not refs:
-        return await ls_remote(url, ref, timeout)
+        return await ls_remote(url, ref, timeout, auth, check=True)
     return pick_commit(refs, ref)
 
 
@@ -230,12 +277,13 @@ async def run_git(
     cwd: str,
     timeout: float,  # noqa: ASYNC109
     user: GitUser | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """Run `argv` (a `confine.fetch_argv` command line) in `cwd` with the fetch environment
-    (`confine.fetch_env`); (code, output). The process is killed when the timeout passes or
-    the calling task is cancelled."""
+    (`confine.fetch_env`, plus `extra_env`: a credential's header config); (code, output).
+    The process is killed when the timeout passes or the calling task is cancelled."""
     user = user or GitUser()
-    env = clean_env(os.environ, fetch_env(user.home))
+    env = clean_env(os.environ, {**fetch_env(user.home), **(extra_env or {})})
     extra: dict[str, Any] = {}
     if user.uid is not None:
         extra = {"user": user.uid, "group": user.gid, "extra_groups": []}

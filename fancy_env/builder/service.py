@@ -5,11 +5,14 @@ ref, names the image, and answers from the cache, from an identical build in pro
 with a new queued build (at most `max_queued_per_user` of a user's own builds wait or run at
 once; beyond that, 429 with Retry-After). `rebuild=True` builds the commit again without the
 layer cache (owners and admins, once per `rebuild_interval`; see `rebuild.py`): the old
-image keeps its name and keeps serving until the new one replaces it. Running builds emit
-events into their `ActiveBuild` (the log capped by `LogCap`); a flusher writes them to the
-database in small batches; a watchdog enforces the total and silence timeouts; at start-up,
-builds left active by a previous process are adopted, re-queued or marked failed with
-"interrupted by restart".
+image keeps its name and keeps serving until the new one replaces it. A private repository
+(one only the requester's own forge credential opens, see `access.py`) gives a build marked
+`private`; every later request for its image (cache hit, share of the running build, link
+launch) proves access with the requesting user's own credential first, or is refused (403).
+Running builds emit events into their `ActiveBuild` (the log capped by `LogCap`); a flusher
+writes them to the database in small batches; a watchdog enforces the total and silence
+timeouts; at start-up, builds left active by a previous process are adopted, re-queued or
+marked failed with "interrupted by restart".
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..images import image_name, pinned_image
-from ..repos import RepoError, RepoPolicy, RepoSpec, check_addresses, parse_repo
+from ..repos import COMMIT_SHA, RepoError, RepoPolicy, RepoSpec, check_addresses, parse_repo
 from . import metrics
+from .access import ForgeAccess
 from .db import Build, Store
 from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
-from .git import http_ls_remote, ls_remote
 from .queue import FairQueue
 from .rebuild import RebuildAsk, check_rebuild
 from .registry import CacheCheckError, RegistryAuthError, find_digest
@@ -97,18 +100,29 @@ class BuildService:
         self.replay_cache = ReplayCache()
         self.replay_turns = asyncio.Semaphore(max(1, config.replay_concurrency))
         self._refusals_logged: set[str] = set()
+        self.access = ForgeAccess(config.ref_resolver, config.git_timeout, executor)
 
     # ---- request path --------------------------------------------------------------------
 
-    async def resolve(self, repo: str, ref: str, subdir: str) -> tuple[RepoSpec, str]:
+    async def resolve(
+        self, repo: str, ref: str, subdir: str, user: str = ""
+    ) -> tuple[RepoSpec, str, bool]:
+        """(spec, commit, private); `user`'s own credential opens a private repository."""
         try:
             spec = parse_repo(repo, ref, subdir, self.policy)
             await self._check_host(spec)
-            resolve = http_ls_remote if self.config.ref_resolver == "http" else ls_remote
-            commit = await resolve(spec.url, spec.ref, self.config.git_timeout)
+            commit, private = await self.access.resolve(user, spec)
         except RepoError as e:
-            raise ServiceError(400, e.reason, e.field) from None
-        return spec, commit
+            raise ServiceError(getattr(e, "status", 400), e.reason, e.field) from None
+        return spec, commit, private
+
+    async def check_access(self, user: str, spec: RepoSpec) -> bool:
+        """Ask the forge, as `user`, even for a full commit; True if private (403 if denied)."""
+        try:
+            return (await self.access.resolve(user, spec, check=True))[1]
+        except RepoError as e:
+            metrics.REFUSED.labels("private").inc()
+            raise ServiceError(getattr(e, "status", 400), e.reason, e.field) from None
 
     def normalise_repo(self, repo: str) -> str:
         """The normalised URL of `repo` (for filters); unchanged if it does not parse."""
@@ -134,10 +148,13 @@ class BuildService:
         self, user: str, repo: str, ref: str = "", subdir: str = "", *,
         rebuild: bool = False, admin: bool = False,
     ) -> Build:  # fmt: skip
-        spec, commit = await self.resolve(repo, ref, subdir)
+        spec, commit, private = await self.resolve(repo, ref, subdir, user)
         image = image_name(self.config.image_prefix, spec.key, commit)
+        unchecked = bool(COMMIT_SHA.fullmatch(spec.ref))  # a full commit: nobody was asked
+        if unchecked and self.store.private_image(image):
+            private, unchecked = await self.check_access(user, spec), False
         if rebuild:
-            return self._rebuild(user, admin, spec, commit, image)
+            return self._rebuild(user, admin, spec, commit, image, private)
         shared = self.by_image.get(image)
         if shared is not None and not shared.job.no_cache:  # a rebuild: the old image serves
             return self._share(shared, user)
@@ -146,14 +163,18 @@ class BuildService:
         except RegistryAuthError as e:  # never "not cached": that would rebuild and fail again
             return self._registry_refused(user, spec, commit, image, str(e))
         if cached is not None:
-            return self._cache_hit(user, spec, commit, image, cached)
+            return self._cache_hit(user, spec, commit, image, cached, private)
+        if unchecked:  # a new build: is the repository private, and may this user read it?
+            private = await self.check_access(user, spec)
         shared = self.by_image.get(image)  # an identical request may have won the race
         if shared is not None:
             return self._share(shared, user)
         self._check_queue_share(user)  # no await from here on: the count cannot go stale
-        return self._new_build(user, spec, commit, image)
+        return self._new_build(user, spec, commit, image, private=private)
 
-    def _rebuild(self, user: str, admin: bool, spec: RepoSpec, commit: str, image: str) -> Build:
+    def _rebuild(
+        self, user: str, admin: bool, spec: RepoSpec, commit: str, image: str, private: bool
+    ) -> Build:
         """A new build of `image` without the layer cache, or the identical one under way.
 
         No await in here: the checks, the join and the new build see the same state."""
@@ -171,7 +192,9 @@ class BuildService:
         if shared is not None:  # a rebuild (or the first build) of this image is under way
             return self._share(shared, user)
         self._check_queue_share(user)
-        return self._new_build(user, spec, commit, image, self.store.serving_build(image))
+        return self._new_build(
+            user, spec, commit, image, self.store.serving_build(image), private=private
+        )
 
     def _check_queue_share(self, user: str) -> None:
         """Refuse a new build when `user` already has the most builds waiting or running."""
@@ -231,7 +254,7 @@ class BuildService:
         if shared is not None:
             return self._share(shared, user)
         self._check_queue_share(user)
-        return self._new_build(user, spec, build.commit, image)
+        return self._new_build(user, spec, build.commit, image, private=build.private)
 
     def _share(self, active: ActiveBuild, user: str) -> Build:
         self.store.add_user(active.id, user)
@@ -241,13 +264,19 @@ class BuildService:
         return build
 
     def _cache_hit(
-        self, user: str, spec: RepoSpec, commit: str, image: str, digest: str = ""
+        self,
+        user: str,
+        spec: RepoSpec,
+        commit: str,
+        image: str,
+        digest: str = "",
+        private: bool = False,
     ) -> Build:
         now = time.time()
         build = Build(
             id=secrets.token_hex(8), user=user, repo=spec.url, ref=spec.ref, subdir=spec.subdir,
             commit=commit, image=image, status="built", cache_hit=True, created=now,
-            started=now, finished=now, digest=digest,
+            started=now, finished=now, digest=digest, private=private,
         )  # fmt: skip
         active = ActiveBuild(build.id, user, self._job(build))
         active.emit("built", f"Found {image} (commit {commit[:12]}): no build needed", image)
@@ -279,17 +308,18 @@ class BuildService:
         return BuildJob(
             build_id=build.id, repo=build.repo, ref=build.ref, commit=build.commit,
             subdir=build.subdir, image=build.image, push=self.config.push,
-            no_cache=bool(build.rebuild),
+            no_cache=bool(build.rebuild), private=bool(build.private),
         )  # fmt: skip
 
     def _new_build(
-        self, user: str, spec: RepoSpec, commit: str, image: str, rebuild_of: str | None = None
-    ) -> Build:
+        self, user: str, spec: RepoSpec, commit: str, image: str, rebuild_of: str | None = None,
+        *, private: bool = False,
+    ) -> Build:  # fmt: skip
         """A queued build; `rebuild_of` (a build id, or "") makes it a rebuild of `image`."""
         build = Build(
             id=secrets.token_hex(8), user=user, repo=spec.url, ref=spec.ref, subdir=spec.subdir,
             commit=commit, image=image, status="queued", created=time.time(),
-            rebuild=rebuild_of is not None, rebuild_of=rebuild_of or "",
+            rebuild=rebuild_of is not None, rebuild_of=rebuild_of or "", private=private,
         )  # fmt: skip
         self.store.add_build(build)
         active = self._activate(build, 0)
@@ -336,7 +366,7 @@ class BuildService:
         metrics.EXECUTOR_RUNS.inc()
         active.emit("fetching", f"Build started with the {self.executor.name} executor")
         try:
-            await self.executor.run(active.job, active.log_line)
+            await self.executor.run(self._with_credential(active), active.log_line)
             digest = await self._built_digest(active.job.image)
         except asyncio.CancelledError:
             if active.stop_reason is not None:
@@ -356,6 +386,20 @@ class BuildService:
             metrics.RUNNING.dec()
             self.queue.done(active)
             metrics.QUEUE_LENGTH.set(len(self.queue))
+
+    def _with_credential(self, active: ActiveBuild) -> BuildJob:
+        """The job, with its requester's own credential when the repository is private (read
+        now, so a re-queued build after a restart has it too; kept in memory only)."""
+        job = active.job
+        if not job.private:
+            return job
+        auth = self.access.auth_for(active.user, job.repo)
+        if auth is None:
+            raise BuildFailed(
+                f"the credential this private repository needs was removed; add it again at "
+                f"{self.access.page_url} and build again"
+            )
+        return dataclasses.replace(job, auth=auth)
 
     def _finish(self, active: ActiveBuild, phase: str, reason: str, digest: str = "") -> None:
         if active.done:

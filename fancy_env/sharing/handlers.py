@@ -322,6 +322,8 @@ class LinkPageHandler(LinkPageBase):
     async def get(self, code: str) -> None:
         link = self.find_link(code)
         self.check_permission(link)
+        from .credpages import private_notice  # (imports handlers: not at module level)
+
         flow = LaunchFlow(self, link)
         situation = await flow.situation()
         actions = L.offered_actions(situation)
@@ -339,6 +341,7 @@ class LinkPageHandler(LinkPageBase):
             autostart=autostart,
             launch_url=self.link_url(code) + "/launch",
             server_url=flow.server_url(""),
+            private_notice=private_notice(self, link.spec.repo),
         )
 
 

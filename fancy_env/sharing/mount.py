@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from tornado.web import Application as WebApplication
 
 from .config import SETTINGS_KEY, FancyEnvSharing, SharingContext
+from .credpages import credential_handlers
 from .handlers import sharing_handlers
 
 
@@ -39,6 +40,7 @@ def mount_sharing(builder: Any, web_app: WebApplication) -> bool:
     from .binder_pages import FancyEnvBinder, binder_handlers  # Binder URLs (off by default)
 
     web_app.add_handlers(r".*$", binder_handlers(prefix, FancyEnvBinder(parent=builder)))
+    web_app.add_handlers(r".*$", credential_handlers(prefix))  # users' forge tokens
     shown = make_url(builder.db_url).render_as_string(hide_password=True)  # never the password
     log.info("sharing routes mounted under %s (links table in %s)", prefix, shown)
     return True

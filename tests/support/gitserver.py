@@ -6,8 +6,11 @@ commit runs `git update-server-info` so the served refs are current.
 
 `GitServer(root, redirect_to="http://127.0.0.1:PORT")` answers the first `info/refs` request
 normally (the service's ref lookup) and every later request with a 302 to that base URL (a
-clone-time redirect). `GitRepo.symlink` and `GitRepo.gitlink` commit symbolic links and
-submodule entries.
+clone-time redirect). `GitServer(root, tokens=("t1", "t2"))` is a private forge: every request
+needs HTTP Basic auth whose password is one of the tokens (any user name), else 401 with
+`WWW-Authenticate`. Every server writes one line per request to `requests.log` in its root
+(`<path> auth=yes|no <status>`: whether an Authorization header came, never its value).
+`GitRepo.symlink` and `GitRepo.gitlink` commit symbolic links and submodule entries.
 """
 
 from __future__ import annotations
@@ -104,6 +107,44 @@ ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
 """
 
 
+AUTH_SERVER = """
+import base64, functools, os, sys
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+port, root, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+tokens = {t for t in os.environ.get("GIT_TEST_TOKENS", "").split(",") if t}
+class Handler(SimpleHTTPRequestHandler):
+    def _allowed(self):
+        header = self.headers.get("Authorization", "")
+        if not tokens:
+            return True
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return bool(user) and password in tokens
+    def _note(self, status):
+        auth = "yes" if self.headers.get("Authorization") else "no"
+        with open(log, "a") as f:
+            f.write(f"{self.path} auth={auth} {status}\\n")
+    def do_GET(self):
+        if self.path != "/" and not self._allowed():
+            self._note(401)
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="test forge"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._note(200)
+        return super().do_GET()
+    def log_message(self, *args):
+        pass
+handler = functools.partial(Handler, directory=root)
+ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
+"""
+
+
 @dataclass
 class GitServer:
     root: Path
@@ -111,6 +152,17 @@ class GitServer:
     proc: subprocess.Popen[bytes] | None = None
     repos: dict[str, GitRepo] = field(default_factory=dict)
     redirect_to: str = ""
+    tokens: tuple[str, ...] = ()  # non-empty: a private forge (Basic auth, password = token)
+
+    @property
+    def request_log(self) -> Path:
+        return self.root / "requests.log"
+
+    def requests(self) -> list[str]:
+        try:
+            return self.request_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
 
     @property
     def base_url(self) -> str:
@@ -120,12 +172,14 @@ class GitServer:
         (self.root / "srv").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         srv = str(self.root / "srv")
+        env = dict(os.environ)
         if self.redirect_to:
             cmd = ["-c", REDIRECTING_SERVER, str(self.port), srv, self.redirect_to]
-        else:
-            cmd = ["-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory", srv]
+        else:  # a private forge with tokens; without, a public one that notes its requests
+            cmd = ["-c", AUTH_SERVER, str(self.port), srv, str(self.request_log)]
+            env["GIT_TEST_TOKENS"] = ",".join(self.tokens)
         self.proc = subprocess.Popen(
-            [sys.executable, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [sys.executable, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
         )
         import urllib.request
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from traitlets.config import LoggingConfigurable
 
@@ -37,6 +37,9 @@ class BuildJob:
     push: bool
     resume_after: float = 0.0  # adopted after a restart: the time of the last stored line
     no_cache: bool = False  # a rebuild: no layer cache (the name moves only on success)
+    private: bool = False  # from a repository that needed the requester's credential
+    # that credential (GitAuth), attached in memory just before the run; never shown
+    auth: object = field(default=None, repr=False, compare=False)
 
 
 class Executor(LoggingConfigurable):
@@ -45,6 +48,9 @@ class Executor(LoggingConfigurable):
     name = "base"
     can_adopt = False  # True if builds outlive the service and `run` can attach to them
     shutting_down = False  # set when the service stops: don't tear down adoptable builds
+    # True if `run` fetches with `job.auth` (a user's forge credential); the service refuses
+    # private repositories with a 4xx on executors that don't (see howto-private-repos.md)
+    accepts_credentials = False
     # repo2docker's registry_credentials for the push ({registry, username, password}), set by
     # BuilderApp from registry_credentials_file; an executor hands them to its push only
     registry_credentials: dict[str, str] = {}  # noqa: RUF012 - replaced, never mutated

@@ -32,6 +32,7 @@ from traitlets import Bool, Float, Int, List, Unicode, default
 from ...repos import RepoPolicy
 from ..checkout import BuildDirs, FetchSettings, fetch_checkout, reachable_by
 from ..confine import CheckoutError
+from ..forge_auth import GitAuth
 from ..git import GitUser, git_env
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
 
@@ -49,6 +50,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 class DockerExecutor(Executor):
     name = "docker"
+    accepts_credentials = True
 
     repo2docker_command = List(
         Unicode(),
@@ -184,6 +186,7 @@ class DockerExecutor(Executor):
             raise BuildFailed(e.reason) from None
         try:
             settings = self.fetch_settings(build_dir)
+            settings.auth = job.auth if isinstance(job.auth, GitAuth) else None
             try:
                 context = await fetch_checkout(
                     job.repo, job.commit, job.subdir, build_dir, settings,

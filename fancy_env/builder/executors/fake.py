@@ -16,6 +16,7 @@ from .base import BuildFailed, BuildJob, Emit, Executor
 
 class FakeExecutor(Executor):
     name = "fake"
+    accepts_credentials = True  # it fetches nothing; the service's checks still apply
 
     lines_per_phase = Int(3, help="How many log lines each phase (fetching, building) writes.").tag(
         config=True

@@ -28,6 +28,7 @@ from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default
 from ...repos import RepoPolicy
 from ..checkout import Resolver, approve, resolve_host
 from ..confine import CheckoutError
+from ..forge_auth import executor_refusal
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
 from .kube_fetch import (
     BUILDER_MOUNT,
@@ -433,6 +434,8 @@ class KubernetesExecutor(Executor):
     async def run(self, job: BuildJob, emit: Emit) -> None:
         from kubernetes_asyncio.client.exceptions import ApiException
 
+        if job.private:  # never reached through the service (it refuses first): a backstop
+            raise BuildFailed(executor_refusal(self.name))
         api, name = await self.api(), pod_name(job.image)
         await self.ensure_policy()
         created = False

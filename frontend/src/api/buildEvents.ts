@@ -63,6 +63,8 @@ export interface BuildRecord {
   rebuild_of: string;
   /** what a launch pins: the registry's manifest digest, or the engine's image ID ("" = unknown) */
   digest: string;
+  /** only the requester's own forge credential opened the repository (private repositories) */
+  private: boolean;
   events_url: string;
 }
 

@@ -63,6 +63,7 @@ export function record(fields: Partial<BuildRecord> & { id: string }): BuildReco
     rebuild: false,
     rebuild_of: "",
     digest: "",
+    private: false,
     events_url: "",
     ...fields,
   };
