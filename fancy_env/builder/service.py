@@ -30,6 +30,7 @@ from .db import Build, Store
 from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
 from .git import http_ls_remote, ls_remote
+from .layercache import previous_image
 from .queue import FairQueue
 from .rebuild import RebuildAsk, check_rebuild
 from .registry import CacheCheckError, RegistryAuthError
@@ -300,6 +301,7 @@ class BuildService:
         metrics.EXECUTOR_RUNS.inc()
         active.emit("fetching", f"Build started with the {self.executor.name} executor")
         try:
+            active.job = self._with_previous_image(active.job)
             await self.executor.run(active.job, active.log_line)
         except asyncio.CancelledError:
             if active.stop_reason is not None:
@@ -319,6 +321,13 @@ class BuildService:
             metrics.RUNNING.dec()
             self.queue.done(active)
             metrics.QUEUE_LENGTH.set(len(self.queue))
+
+    def _with_previous_image(self, job: BuildJob) -> BuildJob:
+        """`job` with the repository's last built image, its layer cache (see layercache)."""
+        if job.no_cache or job.previous_image:
+            return job
+        builds = self.store.history(repo=job.repo, limit=25)
+        return dataclasses.replace(job, previous_image=previous_image(builds, job))
 
     def _finish(self, active: ActiveBuild, phase: str, reason: str) -> None:
         if active.done:

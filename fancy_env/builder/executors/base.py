@@ -37,6 +37,7 @@ class BuildJob:
     push: bool
     resume_after: float = 0.0  # adopted after a restart: the time of the last stored line
     no_cache: bool = False  # a rebuild: no layer cache (the name moves only on success)
+    previous_image: str = ""  # the repository's last built image: its layer cache (layercache)
 
 
 class Executor(LoggingConfigurable):
