@@ -6,7 +6,7 @@ Real everything: the first engine builds and pushes commit 1; the build service 
 against the second engine (scripts/docker2.sh: its own data root, nothing in it) with the
 same build records, and builds commit 2, which changes only a file the last step copies.
 The base image reaches the second engine only through the registry: the test pushes
-`fancy-env/singleuser:latest` under a name of its own (`.../lc-base-<random>`), which the
+`fancy-env/singleuser:latest` under a name of its own (`.../lc-base:1`), which the
 repository's Dockerfile uses as `FROM` and the service lists in `layer_cache_images`.
 The second engine has no build network: both engines run RUN steps with network "none".
 """
@@ -52,10 +52,11 @@ def engine2() -> str:
 @pytest.fixture
 def base_image(tmp_path: Path, docker_engine: str, engine2: str) -> Iterator[str]:
     """The single-user image in the registry under a name of this test (absent from engine 2)."""
-    name = f"{REGISTRY}/fancy-env-test/lc-base-{secrets.token_hex(4)}:1"
+    name = f"{REGISTRY}/fancy-env-test/lc-base:1"  # a fixed name: the next push is quick
     config = docker_config(tmp_path / "docker-config")
     docker(FIRST_ENGINE, "tag", docker_engine, name)
     docker(FIRST_ENGINE, "push", name, config=config)
+    remove_images(engine2, [name])  # (if a failure left it there)
     yield name
     docker(FIRST_ENGINE, "image", "rm", name, check=False)
     registry_delete(name)
