@@ -2,17 +2,20 @@
 
     python bench/bench_layercache.py [--quick]      (--quick runs the same: one sample each)
 
-A repository whose environment step takes 60 s (`RUN sleep 60`) before the step that copies
-its content, FROM the single-user image pushed to the shared registry under a name of the
-bench's own. The first engine builds commit 1 and pushes it; then, for content-only commits
-(each row a new commit, timed from `POST api/builds` to the `built` event, push included):
+A repository whose environment step takes 60 s (`RUN sleep 60`, leaving a 50 MB layer like an
+installed environment) before the step that copies its content, FROM the single-user image
+pushed to the shared registry under a name of the bench's own. The second engine
+(scripts/docker2.sh) is the fresh node: it holds the single-user image (as a hub node does,
+since it runs servers from it; pulled untimed at the start) and nothing of the repository.
+The first engine builds commit 1 and pushes it; then, for content-only commits (each row a
+new commit, timed from `POST api/builds` to the `built` event, push included):
 
 - warm engine: the first engine builds the next commit (its own layers, the usual case);
-- pull: the second engine (scripts/docker2.sh, emptied first) only `docker pull`s that image;
-- fresh engine with the registry cache: the second engine, emptied again, builds the next
-  commit with the layer cache on (it pulls the previous image and the base image first);
-- fresh engine without the cache: the second engine, holding only the base image (the
-  repository's images removed), builds the next commit with `layer_cache = False`.
+- pull: the second engine only `docker pull`s that image (then it is removed again);
+- fresh engine with the registry cache: the second engine builds the next commit with the
+  layer cache on (it pulls the previous image first);
+- fresh engine without the cache: the second engine, the repository's images removed again,
+  builds the next commit with `layer_cache = False`.
 
 Goal: with the cache <= pull + 2x warm, and >= 4x faster than without. A missed goal is
 reported; a build that fails, or a cached build whose environment step did not come from
@@ -47,7 +50,13 @@ from tests.support.registry import REGISTRY  # noqa: E402
 SINGLEUSER = "fancy-env/singleuser:latest"
 BASE = f"{REGISTRY}/fancy-env-bench/lc-base:1"
 STEP_SECONDS = 60
-DOCKERFILE = "FROM {base}\nRUN echo environment-step && sleep {seconds}\nCOPY . /srv/content/\n"
+ENV_LAYER_MB = 50  # what the environment step leaves in its layer (an installed environment)
+DOCKERFILE = (
+    "FROM {base}\n"
+    "RUN echo environment-step && sleep {seconds}"
+    f" && head -c {ENV_LAYER_MB}M /dev/urandom > /opt/environment.bin\n"
+    "COPY . /srv/content/\n"
+)
 
 
 class Bench:
@@ -116,15 +125,16 @@ def run(bench: Bench, git: GitServer) -> dict[str, Any]:
     dockerfile = DOCKERFILE.format(base=BASE, seconds=STEP_SECONDS)
     repo = git.create("layercache-bench", {"Dockerfile": dockerfile, "README.md": "content 0\n"})
     bench.empty_engine2()
+    # a hub node holds the single-user image (it runs servers from it): untimed
+    docker(bench.engine2, "pull", "-q", BASE, config=bench.config, timeout=900)
     first, _ = bench.timed_build(repo, FIRST_ENGINE, cache=True)
     warm, log = bench.timed_build(repo, FIRST_ENGINE, cache=True)
     assert env_step_cached(log), "warm engine: the environment step did not come from the cache"
     pull = bench.timed_pull(bench.images[-1])
-    bench.empty_engine2()
+    # removing the repository's images (the base stays) drops the environment step's layer
+    remove_images(bench.engine2, bench.images)
     cached, log = bench.timed_build(repo, bench.engine2, cache=True)
     assert env_step_cached(log), "fresh engine: the environment step did not use the cache"
-    # without the cache: the engine keeps the base image (removing only the repository's
-    # images drops the environment step's layer, and is much quicker than emptying it)
     remove_images(bench.engine2, bench.images)
     uncached, log = bench.timed_build(repo, bench.engine2, cache=False)
     assert not env_step_cached(log), "layer_cache off: the environment step came from a cache"
