@@ -54,7 +54,7 @@ ENV_LAYER_MB = 50  # what the environment step leaves in its layer (an installed
 DOCKERFILE = (
     "FROM {base}\n"
     "RUN echo environment-step && sleep {seconds}"
-    f" && head -c {ENV_LAYER_MB}M /dev/urandom > /opt/environment.bin\n"
+    f" && head -c {ENV_LAYER_MB}M /dev/urandom > /tmp/environment.bin\n"
     "COPY . /srv/content/\n"
 )
 
