@@ -4,7 +4,8 @@
 # Idempotent: a second run only checks and returns (well under a second).
 #
 #   scripts/setup.sh            everything the hub needs (Docker, registry, image, proxy)
-#   scripts/setup.sh --test     also the test tools (Debian chromium, PostgreSQL on 127.0.0.1)
+#   scripts/setup.sh --test     also the test tools (Debian chromium, PostgreSQL on 127.0.0.1,
+#                               a second Docker engine: scripts/docker2.sh)
 #
 # Works non-interactively (CI=true, no stdin): apt runs with DEBIAN_FRONTEND=noninteractive and
 # every step reads from /dev/null. Stop the services it started with scripts/stop-services.sh.
@@ -20,7 +21,7 @@ WITH_TEST=0
 for arg in "$@"; do
   case "$arg" in
     --test) WITH_TEST=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg' (allowed: --test, --help)" >&2; exit 2 ;;
   esac
 done
@@ -242,6 +243,13 @@ log "build network ${FANCY_ENV_BUILD_NETWORK:-fancy-env-build} present"
 
 if [[ $WITH_TEST == 1 ]]; then
   log "test tools present (chromium: $(command -v chromium))"
+  # the second engine ("fresh node" of the layer-cache test and bench): scripts/docker2.sh
+  if ! bash "$HERE/scripts/docker2.sh" status >/dev/null 2>&1; then
+    bash "$HERE/scripts/docker2.sh" start
+    did "docker2"
+  fi
+  bash "$HERE/scripts/docker2.sh" start >/dev/null  # (re)writes $STATE/docker2.host
+  log "second Docker engine answering on $(<"$STATE/docker2.host")"
 fi
 
 # ==== PostgreSQL for the test suites (--test only) ============================================

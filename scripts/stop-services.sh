@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the services scripts/setup.sh started (dockerd and docker-registry), by their PID files
+# Stop the services scripts/setup.sh started (dockerd, the second dockerd, docker-registry), by their PID files
 # in $FANCY_ENV_STATE, and remove the build network (scripts/build-network.sh down). Services this script did not start (no PID file) are left alone.
 # The registry's credentials (registry-auth.json, registry.htpasswd) stay: the next setup.sh
 # starts the registry with the same password. Delete both files to get a new one.
@@ -29,6 +29,7 @@ if docker info >/dev/null 2>&1 || iptables-save 2>/dev/null | grep -q fancy-env-
 fi
 stop_pid_file docker-registry "$STATE/registry.pid" docker-registry
 stop_pid_file dockerd "$STATE/dockerd.pid" dockerd
+bash "$(dirname "${BASH_SOURCE[0]}")/docker2.sh" stop  # the second engine (setup.sh --test)
 
 # ==== PostgreSQL (setup.sh --test) ===========================================================
 # By the postmaster's PID, checked to be a `postgres` whose working directory is our data

@@ -7,17 +7,26 @@ runs the Dockerfile's RUN steps on the build network (`network_mode`, default
 hosts yes, this machine and private ranges no), and pushes through the API when repo2docker
 asks for `--push` (the push is made by the engine itself, not from a RUN step). Registered
 as the `repo2docker.engines` entry point `docker-api`: `repo2docker --engine docker-api ...`.
+
+The layer cache (`--cache-from`, see `fancy_env.builder.layercache`): before the build, each
+cache image the engine lacks is pulled, with the registry credentials only when the image is
+in the registry they are for, within `$FANCY_ENV_CACHE_PULL_TIMEOUT` seconds; an image that
+cannot be pulled is left out with a line in the log, and the build goes on.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import docker
 from repo2docker.engine import BuildError, Container, ContainerEngine, Image, ImageLoadError
-from traitlets import Dict, Unicode, default
+from traitlets import Dict, Float, Unicode, default
+
+from .layercache import CACHE_MARKER, PULL_TIMEOUT_ENV, reference_registry
+from .registry_auth import registry_host
 
 PUSH_MARKER = "[fancy-env] pushing "
 NETWORK_ENV = "FANCY_ENV_BUILD_NETWORK"
@@ -80,7 +89,20 @@ class DockerAPIEngine(ContainerEngine):
         {}, help="Extra arguments for docker.APIClient (merged with the environment).", config=True
     )
 
+    cache_pull_timeout = Float(
+        help="Seconds one layer-cache pull may take (default $FANCY_ENV_CACHE_PULL_TIMEOUT, "
+        "else 300); a slower pull is abandoned and the build goes on without that image.",
+        config=True,
+    )
+
     _client: Any = None
+
+    @default("cache_pull_timeout")
+    def _cache_pull_timeout_default(self) -> float:
+        try:
+            return float(os.environ.get(PULL_TIMEOUT_ENV, "300"))
+        except ValueError:
+            return 300.0
 
     @default("network_mode")
     def _network_mode_default(self) -> str:
@@ -125,6 +147,9 @@ class DockerAPIEngine(ContainerEngine):
     ) -> Iterator[str]:
         """Build (`nocache`: no step from the layer cache); the tag moves on success only."""
         self.check_network()
+        found: list[str] = []
+        yield from self.ensure_cache_images(list(cache_from or []), found)
+        cache_from = found
         stream = self.client.build(
             path=path or None, fileobj=fileobj, custom_context=custom_context,
             dockerfile=dockerfile or None, tag=tag, buildargs=buildargs or {},
@@ -141,6 +166,50 @@ class DockerAPIEngine(ContainerEngine):
                 yield f"{chunk['status']} {chunk.get('progress', '')}".rstrip() + "\n"
         if push:
             yield from self.push(tag)
+
+    def ensure_cache_images(self, images: list[str], found: list[str]) -> Iterator[str]:
+        """Pull the cache images the engine lacks; append to `found` those it then has."""
+        for image in images:
+            if self.inspect_image(image) is not None:
+                found.append(image)
+                continue
+            yield f"{CACHE_MARKER}pulling {image}\n"
+            t0 = time.monotonic()
+            try:
+                self.pull(image, t0 + self.cache_pull_timeout)
+            except (docker.errors.DockerException, OSError, ImageLoadError) as e:
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                yield f"{CACHE_MARKER}could not pull {image} ({reason}): building without it\n"
+                continue
+            found.append(image)
+            yield f"{CACHE_MARKER}pulled {image} in {time.monotonic() - t0:.1f} s\n"
+
+    def pull_auth(self, image: str) -> dict[str, str] | None:
+        """The credentials for pulling `image`: only if it is in their registry."""
+        creds = self.registry_credentials or {}
+        if not creds.get("username") or not creds.get("registry"):
+            return None
+        if registry_host(creds["registry"]) != reference_registry(image):
+            return None
+        return {"username": creds["username"], "password": creds.get("password", "")}
+
+    def pull(self, image: str, deadline: float) -> None:
+        """Pull `image`; ImageLoadError when the engine reports an error or at `deadline`."""
+        repository, tag = docker.utils.parse_repository_tag(image)
+        stream = self.client.pull(
+            repository, tag=tag or "latest", stream=True, decode=True,
+            auth_config=self.pull_auth(image),
+        )  # fmt: skip
+        try:
+            for chunk in stream:
+                if "error" in chunk:
+                    raise ImageLoadError(str(chunk["error"]).strip())
+                if time.monotonic() > deadline:
+                    raise ImageLoadError(f"gave up after {self.cache_pull_timeout:g} s")
+        finally:
+            stream.close()
+        if self.inspect_image(image) is None:
+            raise ImageLoadError("the engine does not have it after the pull")
 
     def push(self, image: str) -> Iterator[str]:
         repository, _, tag = image.rpartition(":")

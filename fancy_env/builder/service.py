@@ -33,6 +33,7 @@ from .access import ForgeAccess
 from .db import Build, Store
 from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
+from .layercache import previous_image
 from .queue import FairQueue
 from .rebuild import RebuildAsk, check_rebuild
 from .registry import CacheCheckError, RegistryAuthError, find_digest
@@ -366,6 +367,7 @@ class BuildService:
         metrics.EXECUTOR_RUNS.inc()
         active.emit("fetching", f"Build started with the {self.executor.name} executor")
         try:
+            active.job = self._with_previous_image(active.job)
             await self.executor.run(self._with_credential(active), active.log_line)
             digest = await self._built_digest(active.job.image)
         except asyncio.CancelledError:
@@ -400,6 +402,13 @@ class BuildService:
                 f"{self.access.page_url} and build again"
             )
         return dataclasses.replace(job, auth=auth)
+
+    def _with_previous_image(self, job: BuildJob) -> BuildJob:
+        """`job` with the repository's last built image, its layer cache (see layercache)."""
+        if job.no_cache or job.previous_image:
+            return job
+        builds = self.store.history(repo=job.repo, limit=25)
+        return dataclasses.replace(job, previous_image=previous_image(builds, job))
 
     def _finish(self, active: ActiveBuild, phase: str, reason: str, digest: str = "") -> None:
         if active.done:

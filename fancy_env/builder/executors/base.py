@@ -40,6 +40,7 @@ class BuildJob:
     private: bool = False  # from a repository that needed the requester's credential
     # that credential (GitAuth), attached in memory just before the run; never shown
     auth: object = field(default=None, repr=False, compare=False)
+    previous_image: str = ""  # the repository's last built image: its layer cache (layercache)
 
 
 class Executor(LoggingConfigurable):

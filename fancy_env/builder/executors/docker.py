@@ -11,8 +11,11 @@ repo2docker runs as `python -m fancy_env.builder.r2d_run --engine docker-api --j
 so a killed service never leaves a build behind; the engine aborts a build whose client
 went away. Cancel and timeouts terminate the process group.
 Registry credentials reach only repo2docker's process environment
-(`CONTAINER_ENGINE_REGISTRY_CREDENTIALS`, read by repo2docker's engine for the push): the
-engine gets them per push request, never a build argument or a build container.
+(`CONTAINER_ENGINE_REGISTRY_CREDENTIALS`, read by repo2docker's engine for the push and for
+the layer-cache pulls from that registry): the engine gets them per push or pull request,
+never a build argument or a build container. The layer cache (`layer_cache`, see
+`fancy_env.builder.layercache`) adds `--cache-from` for the repository's previous image and
+the base images; a rebuild adds none.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..checkout import BuildDirs, FetchSettings, fetch_checkout, reachable_by
 from ..confine import CheckoutError
 from ..forge_auth import GitAuth
 from ..git import GitUser, git_env
+from ..layercache import PULL_TIMEOUT_ENV, LayerCacheConfig, cache_from_args, cache_sources
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
 
 PR_SET_PDEATHSIG = 1
@@ -48,7 +52,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
-class DockerExecutor(Executor):
+class DockerExecutor(LayerCacheConfig, Executor):
     name = "docker"
     accepts_credentials = True
 
@@ -174,9 +178,14 @@ class DockerExecutor(Executor):
             cmd.append("--push")
         if job.no_cache:  # understood by r2d_run (repo2docker itself has no such option)
             cmd.append("--no-cache")
+        cmd += cache_from_args(self.cache_sources(job))
         if job.subdir and context is None:
             cmd += ["--subdir", job.subdir]
         return [*cmd, *self.extra_args, context or job.repo]
+
+    def cache_sources(self, job: BuildJob) -> list[str]:
+        """The images `job` takes its layer cache from (see layercache)."""
+        return cache_sources(job, self.layer_cache, self.layer_cache_images)
 
     async def run(self, job: BuildJob, emit: Emit) -> None:
         dirs = self.build_dirs()
@@ -202,9 +211,12 @@ class DockerExecutor(Executor):
         env = git_env()
         env.setdefault("PYTHONUNBUFFERED", "1")
         env["FANCY_ENV_BUILD_NETWORK"] = self.build_network  # read by r2d_engine
+        env[PULL_TIMEOUT_ENV] = str(self.layer_cache_pull_timeout)  # read by r2d_engine
         env.pop(CREDENTIALS_ENV, None)
-        if job.push and self.registry_credentials:  # repo2docker's engine reads them; only its
-            env[CREDENTIALS_ENV] = json.dumps(self.registry_credentials)  # push uses them
+        # repo2docker's engine reads them; only its push and its layer-cache pulls (for
+        # images in that registry) use them
+        if (job.push or self.cache_sources(job)) and self.registry_credentials:
+            env[CREDENTIALS_ENV] = json.dumps(self.registry_credentials)
         proc = await asyncio.create_subprocess_exec(
             *self.command(job, context),
             stdin=asyncio.subprocess.DEVNULL,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from ...repos import RepoPolicy
 from ..checkout import Resolver, approve, resolve_host
 from ..confine import CheckoutError
 from ..forge_auth import executor_refusal
+from ..layercache import LayerCacheConfig, cache_from_args, cache_sources
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
 from .kube_fetch import (
     BUILDER_MOUNT,
@@ -61,16 +63,19 @@ def pod_name(image: str) -> str:
     return "fancy-env-build-" + hashlib.sha256(image.encode("utf-8")).hexdigest()[:16]
 
 
-def repo2docker_args(job: BuildJob, engine: str, user_id: int, user_name: str) -> list[str]:
+def repo2docker_args(
+    job: BuildJob, engine: str, user_id: int, user_name: str, cache_from: Sequence[str] = ()
+) -> list[str]:
     """repo2docker on the fetched local directory (`/work/src/<subdir>`): the Local content
-    provider, so no clone, no `--ref` (the fetch checked out the commit), no `--subdir`."""
+    provider, so no clone, no `--ref` (the fetch checked out the commit), no `--subdir`.
+    `cache_from`: the layer-cache images (`--cache-from`, see layercache)."""
     args = [
         "repo2docker", "--engine", engine, "--json-logs", "--no-run",
         "--user-id", str(user_id), "--user-name", user_name, "--image-name", job.image,
     ]  # fmt: skip
     if job.push:
         args.append("--push")
-    return [*args, local_context(job.subdir)]
+    return [*args, *cache_from_args(cache_from), local_context(job.subdir)]
 
 
 def dind_sidecar(image: str, resources: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -148,11 +153,13 @@ def build_pod_manifest(
     fetch_user_id: int = 65534,
     fetch_timeout: float = 600,
     checkout_size_limit: str = "",
+    cache_from: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The build pod for `job` (pure). `engine_mode`: "dind" (a sidecar engine in the pod),
     "host-socket" (the node's `docker_socket`), "none" (`build_image` brings its own).
     The `fetch` init container clones first (`pin`: the git options the service's approval
-    returned), then the builder builds the local checkout (see kube_fetch)."""
+    returned), then the builder builds the local checkout (see kube_fetch); `cache_from`:
+    the layer-cache images handed to repo2docker (`--cache-from`)."""
     if engine_mode not in ENGINE_MODES:
         raise ValueError(f"engine_mode {engine_mode!r} is not one of {', '.join(ENGINE_MODES)}")
     engine_env, mounts, volumes, init = _engine_parts(
@@ -168,7 +175,7 @@ def build_pod_manifest(
     container: dict[str, Any] = {
         "name": "builder",
         "image": build_image,
-        "args": repo2docker_args(job, engine, user_id, user_name),
+        "args": repo2docker_args(job, engine, user_id, user_name, cache_from),
         "env": builder_env(engine_env, registry_secret),
         "resources": resources or {},
         "securityContext": {"allowPrivilegeEscalation": False},
@@ -212,7 +219,7 @@ def split_timestamp(line: str) -> tuple[float, str]:
         return 0.0, line
 
 
-class KubernetesExecutor(Executor):
+class KubernetesExecutor(LayerCacheConfig, Executor):
     name = "kubernetes"
     can_adopt = True
 
@@ -374,6 +381,7 @@ class KubernetesExecutor(Executor):
             resources=self.resources, node_selector=self.node_selector, pin=pin,
             fetch_user_id=self.fetch_user_id, fetch_timeout=self.fetch_timeout,
             checkout_size_limit=self.checkout_size_limit,
+            cache_from=cache_sources(job, self.layer_cache, self.layer_cache_images),
         )  # fmt: skip
 
     async def approved_pin(self, job: BuildJob) -> list[str]:
