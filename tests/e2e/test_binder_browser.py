@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.support.a11y import tab_to, unlabelled_controls
 from tests.support.browser import fill_login, launch_chromium
@@ -111,3 +111,55 @@ def test_binder_url_launches_through_login_with_the_file_open(
         git.stop()
     options = hub.api("GET", "/users/bob").json()["servers"][""]["user_options"]
     assert options["urlpath"] == "lab/tree/README.md" and options["profile"] == "repo"
+
+
+def _check_hub_look(page: Page, scheme: str, user: str) -> None:
+    """The hub's navigation bar, its Bootstrap theme in `scheme`, every control named."""
+    nav = page.locator("nav.navbar")
+    expect(nav).to_be_visible()
+    for name, path in (("Home", "/hub/home"), ("Token", "/hub/token")):
+        expect(nav.get_by_role("link", name=name, exact=True)).to_have_attribute("href", path)
+    expect(nav.locator("#login_widget")).to_contain_text(user)
+    expect(page.get_by_role("main").get_by_role("heading", level=1)).to_be_visible()
+    assert page.evaluate("document.documentElement.getAttribute('data-bs-theme')") == scheme
+    rgb = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    light = sum(int(v) for v in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]) > 600
+    assert light is (scheme == "light"), rgb
+    assert unlabelled_controls(page) == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_credentials_and_binder_pages_in_the_hubs_look(
+    hub: HubProcess, chromium_path: str, tmp_path: Path, artifacts: Path, scheme: str
+) -> None:
+    """The pages issue 12 added pass the form's checks: the hub's navigation in light and
+    dark, named controls, and their main action by keyboard alone."""
+    git = GitServer(tmp_path / "git").start()
+    try:
+        repo = git.create("look", {"README.md": "# look\n"})
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw, chromium_path)
+            context = browser.new_context(color_scheme=scheme)
+            page = context.new_page()
+            page.goto(f"{hub.url}{SERVICE}credentials")
+            fill_login(page, "dora")
+            page.wait_for_url(f"**/{SERVICE}credentials", timeout=60_000)
+            _check_hub_look(page, scheme, "dora")
+            tab_to(page, "el.name === 'host'")
+            page.keyboard.type(git.base_url)
+            tab_to(page, "el.name === 'token'")
+            page.keyboard.type("look-and-feel-token-1")
+            tab_to(page, "el.tagName === 'BUTTON' && el.textContent.trim() === 'Store'")
+            page.keyboard.press("Enter")
+            table = page.get_by_role("table", name="your credentials")
+            expect(table).to_contain_text(git.base_url.split("//", 1)[1])
+            assert "look-and-feel-token-1" not in page.content()  # never shown again
+            _check_hub_look(page, scheme, "dora")
+            page.screenshot(path=str(artifacts / f"credentials-{scheme}.png"))
+            page.goto(f"{hub.url}v2/git/{quote(repo.url, safe='')}/main?urlpath=lab")
+            page.wait_for_url(lambda u: f"/{SERVICE}v2/git/" in u, timeout=60_000)
+            _check_hub_look(page, scheme, "dora")
+            page.screenshot(path=str(artifacts / f"binder-confirm-{scheme}.png"))
+            browser.close()
+    finally:
+        git.stop()
