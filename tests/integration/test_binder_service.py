@@ -46,20 +46,9 @@ HUB_CONFIG = """
 import fancy_env
 from fancy_env.sharing.binder_setup import enable_binder
 from fancy_env.sharing.hubsetup import enable_sharing
-from fancy_env.spawner_base import FancySpawnerMixin
-from jupyterhub.tests.mocking import MockSpawner
-from traitlets import List
 
 
-class FancyMockSpawner(FancySpawnerMixin, MockSpawner):
-    profile_list = List(config=True, help="KubeSpawner's profile_list.")
-
-    async def start(self):
-        await self.load_user_options()
-        return await super().start()
-
-
-c.JupyterHub.spawner_class = FancyMockSpawner
+c.JupyterHub.spawner_class = "tests.support.mockspawner.FancyMockSpawner"
 c.FancyMockSpawner.profile_list = {profiles!r}
 c.JupyterHub.load_groups = {{
     "builders": {{"users": ["bea", "cai"]}}, "staff": {{"users": ["bea"]}},

@@ -47,20 +47,9 @@ BOB_TOKEN = "bobtoken-91c2d8e7a6b54f3e"
 HUB_CONFIG = """
 import fancy_env
 from fancy_env.sharing.hubsetup import enable_sharing
-from fancy_env.spawner_base import FancySpawnerMixin
-from jupyterhub.tests.mocking import MockSpawner
-from traitlets import List
 
 
-class FancyMockSpawner(FancySpawnerMixin, MockSpawner):
-    profile_list = List(config=True, help="KubeSpawner's profile_list.")
-
-    async def start(self):
-        await self.load_user_options()
-        return await super().start()
-
-
-c.JupyterHub.spawner_class = FancyMockSpawner
+c.JupyterHub.spawner_class = "tests.support.mockspawner.FancyMockSpawner"
 c.FancyMockSpawner.profile_list = [{{"display_name": "From a repository", "slug": "repo",
     "default": True, "repository_build": {{"enabled": True}}}}]
 c.JupyterHub.extra_user_scopes = {{"access:services!service=fancy-env", "shares!user"}}
