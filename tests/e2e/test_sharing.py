@@ -88,7 +88,19 @@ class World:
                               "{{.Names}} {{.Image}}"], capture_output=True, text=True,
                              check=True).stdout.split()  # fmt: skip
         assert out, f"no running container {name}"
-        return out[0], out[1]
+        return out[0], self.image_of(out[0])
+
+    def image_of(self, container: str) -> str:
+        """The image a container runs, by ID (servers start `name@sha256:…`, launch by digest)."""
+        return self._inspect("container", container, "{{.Image}}")
+
+    def image_id(self, image: str) -> str:
+        return self._inspect("image", image, "{{.Id}}")
+
+    @staticmethod
+    def _inspect(kind: str, what: str, fmt: str) -> str:
+        command = ["docker", kind, "inspect", "--format", fmt, what]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
     def marker(self, container: str) -> str:
         command = ["docker", "exec", container, "cat", "/tmp/fancy-env-marker"]
@@ -206,7 +218,7 @@ def test_link_pins_commit_and_image(w_fixture: World) -> None:
     wait_server_page(page, w, "bob")
     w.timings["link launch, image reused: click to server page (s)"] = time.monotonic() - started
     name, image = w.container("bob")
-    assert image == w.build["image"]
+    assert image == w.image_id(w.build["image"])
     assert w.marker(name) == "v1"
 
     # alice's repository moves on; the link still launches the same image at the same commit
@@ -216,7 +228,7 @@ def test_link_pins_commit_and_image(w_fixture: World) -> None:
     page.get_by_role("button", name="Launch").click()
     wait_server_page(page, w, "bob")
     name, image = w.container("bob")
-    assert image == w.build["image"] and w.marker(name) == "v1"
+    assert image == w.image_id(w.build["image"]) and w.marker(name) == "v1"
     assert w.service("GET", "alice", f"api/links/{link['id']}").json()["launches"] == 2
     ctx.close()
 
@@ -237,7 +249,7 @@ def test_running_server_choices(w_fixture: World) -> None:
     page.get_by_role("button", name="Launch as a new named server").click()
     named = f"shared-{link['id'][:8]}"
     wait_server_page(page, w, "bob", named)
-    assert w.container("bob", named)[1] == w.build["image"]
+    assert w.container("bob", named)[1] == w.image_id(w.build["image"])
     assert w.servers("bob")[""]["ready"]
     # stop it and launch
     before = w.servers("bob")[""]["started"]
@@ -245,7 +257,7 @@ def test_running_server_choices(w_fixture: World) -> None:
     page.get_by_role("button", name="Stop it and launch this environment").click()
     wait_server_page(page, w, "bob")
     assert w.servers("bob")[""]["started"] != before
-    assert w.container("bob")[1] == w.build["image"]
+    assert w.container("bob")[1] == w.image_id(w.build["image"])
     w.stop("bob", named)
     ctx.close()
 
@@ -317,7 +329,8 @@ def test_follow_branch_builds_with_live_log(w_fixture: World, artifacts: Path) -
     (artifacts / "sharing-timings.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     name, image = w.container("bob")
-    assert image.endswith(":" + head)  # image tag = the resolved commit
+    built_at_head = w.build["image"].rsplit(":", 1)[0] + ":" + head  # tag = resolved commit
+    assert image == w.image_id(built_at_head)
     assert w.marker(name) == "v3"
     ctx.close()
 
