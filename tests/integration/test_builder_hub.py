@@ -101,9 +101,13 @@ def test_hub_service_scopes_and_confirmed_spawn(
     assert r.status_code in (201, 202), r.text
     wait_for(lambda: hub.api("GET", "/users/alice").json()["servers"][""]["ready"],
              timeout=150, what="alice's server from the built image")  # fmt: skip
-    images = subprocess.run(["docker", "ps", "--format", "{{.Image}}"], capture_output=True,
-                            text=True, check=True).stdout.split()  # fmt: skip
-    assert build["image"] in images
+
+    def docker(*args: str) -> list[str]:
+        return subprocess.run(["docker", *args], capture_output=True, text=True,
+                              check=True).stdout.split()  # fmt: skip
+
+    running = docker("inspect", "--format", "{{.Image}}", *docker("ps", "-q"))  # image IDs
+    assert docker("image", "inspect", "--format", "{{.Id}}", build["image"])[0] in running
     hub.api("DELETE", "/users/alice/server")
     wait_for(lambda: not hub.api("GET", "/users/alice").json()["servers"], timeout=60,
              what="server stopped")  # fmt: skip
