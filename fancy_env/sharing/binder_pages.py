@@ -88,11 +88,7 @@ class BinderFlow(LaunchFlow):
                 self.render_binder_building(build, action)
                 return
             build_id = str(build["id"])
-        server = ""
-        if action == "replace":
-            await self.stop_default()
-        elif action == "named":
-            server = await self.new_server_name()
+        server = await self.target_server(action)
         options = L.user_options(spec, build_id)
         if not spec.profile:
             options.pop("profile")  # the hub's default profile (the service knows none)

@@ -89,11 +89,7 @@ class LaunchFlow:
                 self.render_building(build, action, code)
                 return
             build_id = str(build["id"])
-        server = ""
-        if action == "replace":
-            await self.stop_default()
-        elif action == "named":
-            server = await self.new_server_name()
+        server = await self.target_server(action)
         result = await self.ctx.hub.start_server(
             self.token, self.user, server, L.user_options(spec, build_id)
         )
@@ -171,6 +167,13 @@ class LaunchFlow:
             launch_url=self.handler.link_url(code) + "/launch",
             action=action,
         )
+
+    async def target_server(self, action: str) -> str:
+        """The server a launch starts: the default one (stopped first for `replace`), or a
+        new named one for `named`."""
+        if action == "replace":
+            await self.stop_default()
+        return await self.new_server_name() if action == "named" else ""
 
     async def stop_default(self) -> None:
         result = await self.ctx.hub.stop_server(self.token, self.user, "")
