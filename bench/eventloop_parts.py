@@ -448,15 +448,18 @@ def read_loopwatch(profile: Path) -> dict[str, Any]:
 def print_profile(profile: dict[str, Any]) -> None:
     watch = profile.get("loopwatch") or {}
     if watch:
-        busy = watch["busy_seconds"]
+        busy, cpu = watch["busy_seconds"], watch.get("cpu_seconds", 0.0)
         print(
-            f"  - loop: {watch['callbacks']:,} callbacks, busy {busy:.1f} s; callbacks over "
+            f"  - loop: {watch['callbacks']:,} callbacks in {watch['seconds']:.1f} s, inside "
+            f"them {busy:.1f} s ({cpu:.1f} s on the CPU, the rest blocked or waiting for a "
+            "core); callbacks over "
             + ", ".join(f"{k} ms: {v}" for k, v in watch["over_ms"].items())
         )
         for item in watch["by_code"][:8]:
             text = (
                 f"{item['total_ms']:.0f} ms in {item['count']} callbacks "
-                f"(max {item['max_ms']:.1f} ms, mean {item['mean_ms']:.2f}): {item['code']}"
+                f"(max {item['max_ms']:.1f} ms, mean {item['mean_ms']:.2f}, CPU "
+                f"{item.get('cpu_ms', 0) / item['count']:.2f}): {item['code']}"
             )
             print("    - " + textwrap.shorten(text, 200))
     spy = profile.get("py-spy") or {}

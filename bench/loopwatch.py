@@ -11,12 +11,13 @@ the lines between the two ran in that callback. Other callbacks are named by the
 
 SIGUSR1 forgets what was recorded (the bench sends it when the load starts); SIGUSR2 writes
 OUT.json and stops recording (the bench sends it when the load ends); at exit OUT.json is
-written too unless SIGUSR2 came. OUT.json: `callbacks`, `busy_seconds` (time inside
-callbacks), `seconds` (recorded wall time), `over_ms` (how many callbacks took over 5, 20,
-50 and 200 ms), `by_code` (the 40 codes with the most time: count, total, mean and max ms)
-and `slowest` (the 30 longest callbacks, with when they ran). The clock costs about a
-microsecond per callback, the frame walk a few more: profiled figures are not the plain
-ones.
+written too unless SIGUSR2 came. OUT.json holds `callbacks`; `busy_seconds` (time inside
+callbacks); `cpu_seconds` (CPU time of the loop's thread inside them: busy minus CPU is
+time a callback waited, on blocking I/O or for a core); `seconds` (recorded wall time);
+`over_ms` (how many callbacks took over 5, 20, 50 and 200 ms); `by_code` (the 40 codes with
+the most time: count, total, mean, max and CPU ms); `slowest` (the 30 longest callbacks,
+with when they ran). The clocks cost a few microseconds per callback, the frame walk a few
+more: profiled figures are not the plain ones.
 """
 
 from __future__ import annotations
@@ -74,11 +75,14 @@ class Watch:
         self.started = time.perf_counter()
         self.count = 0
         self.busy = 0.0
+        self.cpu = 0.0
         self.over = dict.fromkeys(THRESHOLDS_MS, 0)
-        self.codes: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        self.codes: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
         self.slowest: list[tuple[float, str, float]] = []
 
-    def record(self, handle: asyncio.Handle, before: str | None, seconds: float) -> None:
+    def record(
+        self, handle: asyncio.Handle, before: str | None, seconds: float, cpu: float
+    ) -> None:
         callback = handle._callback  # type: ignore[attr-defined]
         task = getattr(callback, "__self__", None)
         if isinstance(task, asyncio.Task):
@@ -89,10 +93,12 @@ class Watch:
             code = _name(callback) + first
         self.count += 1
         self.busy += seconds
+        self.cpu += cpu
         entry = self.codes[code]
         entry[0] += 1
         entry[1] += seconds
         entry[2] = max(entry[2], seconds)
+        entry[3] += cpu
         ms = seconds * 1000
         for limit in THRESHOLDS_MS:
             if ms > limit:
@@ -109,12 +115,13 @@ class Watch:
         self.out.write_text(json.dumps({
             "callbacks": self.count,
             "busy_seconds": self.busy,
+            "cpu_seconds": self.cpu,
             "seconds": time.perf_counter() - self.started,
             "over_ms": {str(k): v for k, v in self.over.items()},
             "by_code": [
                 {"code": code, "count": int(n), "total_ms": total * 1000,
-                 "mean_ms": total * 1000 / n, "max_ms": top * 1000}
-                for code, (n, total, top) in by_code
+                 "mean_ms": total * 1000 / n, "max_ms": top * 1000, "cpu_ms": cpu * 1000}
+                for code, (n, total, top, cpu) in by_code
             ],
             "slowest": [{"ms": ms, "code": code, "at": at} for ms, code, at in self.slowest],
         }, indent=1))  # fmt: skip
@@ -128,11 +135,11 @@ def install(watch: Watch) -> None:
             return run(handle)
         task = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
         before = _where(task.get_coro()) if isinstance(task, asyncio.Task) else None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             return run(handle)
         finally:
-            watch.record(handle, before, time.perf_counter() - t0)
+            watch.record(handle, before, time.perf_counter() - t0, time.thread_time() - c0)
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
     signal.signal(signal.SIGUSR1, watch.reset)
