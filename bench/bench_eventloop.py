@@ -89,7 +89,7 @@ class Run:
     lateness: list[float] = field(default_factory=list)
     replay_seconds: list[float] = field(default_factory=list)
     load: list[float] = field(default_factory=list)  # 1-minute load average at each round
-    make_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds of each step
     clients_cpu: float = 0.0
     service_cpu: float = 0.0
     events: int = 0
@@ -175,26 +175,33 @@ def _reference(svc: parts.Service, build_id: str, run: Run) -> None:
 
 def run_one(tree: parts.Tree, db: parts.Database, tmp: Path, git: parts.Repos, args: Any) -> Run:
     run = Run(tree, db.backend)
-    state = tmp / f"{tree.key}-{db.backend}"
-    url = db.create()
-    svc = parts.Service(tree, state, url)
+    svc = parts.Service(tree, tmp / f"{tree.key}-{db.backend}", db.create())
+    lap = time.perf_counter()
+
+    def took(name: str) -> None:
+        nonlocal lap
+        run.phases[name] = time.perf_counter() - lap
+        lap = time.perf_counter()
+
     try:
-        t0 = time.perf_counter()
         build_id = parts.make_big_build(svc, git.big, LINES)
-        run.make_seconds = time.perf_counter() - t0
+        took("making the log")
         profile = Path(args.profile) / f"{tree.key}-{db.backend}" if args.profile else None
         svc.start(parts.slow_config(args.quick), profile=profile)
         run.at_rest = asyncio.run(_at_rest(svc, 1.5 if args.quick else 5))
         slow = parts.start_slow_builds(svc, git.slow[:SLOW_BUILDS])
+        took("start, at rest, builds")
         spy = parts.PySpy.start(svc, profile) if profile and args.py_spy else None
         for _ in range(1 if args.quick else ROUNDS):
             run.load.append(os.getloadavg()[0])
             asyncio.run(_measure(svc, build_id, CLIENTS, run))
         if spy:
             run.profile["py-spy"] = spy.stop()
+        took("replay")
         run.errors += parts.check_still_running(svc, slow)
         _reference(svc, build_id, run)
         parts.cancel(svc, slow)
+        took("checks")
     except Exception as e:  # noqa: BLE001 - a crashed run is a failed row, the others go on
         run.errors.append(f"{type(e).__name__}: {e}")
         run.errors.append("service log tail:\n" + svc.tail())
@@ -246,8 +253,10 @@ def print_table(runs: list[Run], quick: bool, notes: list[str]) -> None:
             f"({run.log_bytes / 1e6:.1f} MB) per client; service CPU "
             f"{run.service_cpu:.1f} s in {sum(run.replay_seconds):.1f} s; clients' CPU "
             f"{run.clients_cpu:.1f} s; poller lateness p99 {_ms(loadgen.pct(late, 99))}, "
-            f"max {_ms(max(late, default=float('nan')))}; making the log took "
-            f"{run.make_seconds:.1f} s; load average " + " / ".join(f"{x:.1f}" for x in run.load)
+            f"max {_ms(max(late, default=float('nan')))}; load average "
+            + " / ".join(f"{x:.1f}" for x in run.load)
+            + "; steps: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in run.phases.items())
         )
         for error in run.errors:
             print(f"  - FAIL: {error}")

@@ -57,6 +57,7 @@ class Tree:
     key: str  # "current" / "baseline"
     label: str
     path: Path
+    read_only: bool = False  # another checkout (--tree): Python writes no bytecode into it
 
 
 def _git(*args: str, cwd: Path = ROOT) -> str:
@@ -65,12 +66,13 @@ def _git(*args: str, cwd: Path = ROOT) -> str:
 
 
 def _current(path: Path) -> Tree:
+    read_only = path != ROOT
     try:
         head = _git("rev-parse", "--short", "HEAD", cwd=path)
         dirty = bool(_git("status", "--porcelain", "--", "fancy_env", cwd=path))
     except (subprocess.CalledProcessError, FileNotFoundError):
-        return Tree("current", f"current ({path.name})", path)
-    return Tree("current", f"current {head}{' + changes' if dirty else ''}", path)
+        return Tree("current", f"current ({path.name})", path, read_only)
+    return Tree("current", f"current {head}{' + changes' if dirty else ''}", path, read_only)
 
 
 def _baseline(rev: str, tmp: Path, notes: list[str]) -> Tree | None:
@@ -91,7 +93,7 @@ def _baseline(rev: str, tmp: Path, notes: list[str]) -> Tree | None:
 def _imports_from(tree: Tree, cwd: Path) -> None:
     """The service, started in `cwd`, runs this tree's code (PYTHONPATH beats the editable
     install; the working directory would beat PYTHONPATH)."""
-    env = {**os.environ, "PYTHONPATH": str(tree.path)}
+    env = {**os.environ, "PYTHONPATH": str(tree.path), "PYTHONDONTWRITEBYTECODE": "1"}
     out = subprocess.run(
         [sys.executable, "-c", "import fancy_env; print(fancy_env.__file__)"],
         env=env, cwd=cwd, capture_output=True, text=True, check=True,
@@ -189,8 +191,12 @@ c.BuilderApp.max_builds_per_user = 8
 
 
 def big_config(lines: int) -> str:
-    """The fake executor at full speed: one build writes `lines` log lines."""
-    return f"c.FakeExecutor.lines_per_phase = {lines // 2}\nc.FakeExecutor.line_delay = 0\n"
+    """The fake executor at full speed: one build writes `lines` log lines (stored in
+    batches of half a second: nobody watches this build)."""
+    return (
+        f"c.FakeExecutor.lines_per_phase = {lines // 2}\nc.FakeExecutor.line_delay = 0\n"
+        "c.BuilderApp.flush_interval = 0.5\n"
+    )
 
 
 def slow_config(quick: bool) -> str:
@@ -225,6 +231,8 @@ class Service:
             JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{self.port}",
             JUPYTERHUB_SERVICE_PREFIX=self.prefix,
         )
+        if self.tree.read_only:  # a tree measured with --tree stays as it was
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
         wrap = [str(HERE / "loopwatch.py"), f"{profile}.loopwatch.json"] if profile else []
         self.profiled = profile is not None
         if profile:
