@@ -8,6 +8,7 @@ shared event-stream parser) and the test helpers (a Git server, the PostgreSQL U
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,26 @@ SERVICE_MODULE = "fancy_env.builder"
 PREFIX = "/services/fancy-env/"
 TERMINAL = ("built", "failed", "cancelled")
 LINE_NUMBER = re.compile(r"line (\d+)$")
+
+
+def normal_priority() -> None:
+    """(In a child before exec) back to the normal scheduling priority."""
+    os.setpriority(os.PRIO_PROCESS, 0, 0)
+
+
+@contextlib.contextmanager
+def poller_priority() -> Iterator[None]:
+    """This process (the poller) at nice -5 meanwhile, when allowed (root); children started
+    meanwhile must call normal_priority()."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, -5)
+    except PermissionError:
+        pass
+    try:
+        yield
+    finally:
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
 
 
 def ticket(user: str) -> tuple[str, str]:
