@@ -1,7 +1,7 @@
 """Benchmark: the build service's event loop under load (issue 10), one table.
 
     python bench/bench_eventloop.py [--quick] [--tree PATH] [--baseline REV]
-                                    [--profile DIR [--py-spy]]
+                                    [--profile DIR] [--py-spy DIR]
 
 The load: 50 clients each replay the whole event stream of one finished build whose log has
 100,000 lines, while 5 builds run (writing about 50 lines a second each, stored every 20 ms)
@@ -35,9 +35,10 @@ are printed under the table. The service and the clients share this machine's co
 PostgreSQL server does: the figures are for one machine, not an isolated service.
 
 `--profile DIR` runs the measured services under `bench/loopwatch.py` (every event-loop
-callback timed, grouped by the code that ran; JSON per run in DIR, a summary printed) and,
-with `--py-spy`, samples them with py-spy (`pip install py-spy`) during the replay. Profiled
-figures are slower than plain ones; compare plain runs only.
+callback timed, wall and CPU, grouped by the code that ran; JSON per run in DIR, a summary
+printed); `--py-spy DIR` samples them with py-spy (`pip install py-spy`; not a dependency of
+the project) during the replay, the loop's thread apart from the others. Profiled figures
+are slower than plain ones (loopwatch costs the most): compare plain runs only.
 
 A missed goal is reported in the table; the exit status is 1 only when a correctness check
 fails (a client's stream, the reference replay, the running builds) or a run crashes.
@@ -194,7 +195,8 @@ def run_one(tree: parts.Tree, db: parts.Database, tmp: Path, git: parts.Repos, a
         run.at_rest = asyncio.run(_at_rest(svc, 1.5 if args.quick else 5))
         slow = parts.start_slow_builds(svc, git.slow[:SLOW_BUILDS])
         took("start, at rest, builds")
-        spy = parts.PySpy.start(svc, profile) if profile and args.py_spy else None
+        spy_out = Path(args.py_spy) / f"{tree.key}-{db.backend}" if args.py_spy else None
+        spy = parts.PySpy.start(svc, spy_out) if spy_out else None
         for _ in range(1 if args.quick else ROUNDS):
             run.load.append(os.getloadavg()[0])
             with parts.poller_priority():
@@ -281,7 +283,7 @@ def main() -> int:
     parser.add_argument("--tree", default=str(ROOT), help="the code tree to measure")
     parser.add_argument("--baseline", default="a093668", help="the commit to compare with")
     parser.add_argument("--profile", metavar="DIR", help="time every loop callback (slower)")
-    parser.add_argument("--py-spy", action="store_true", help="with --profile: py-spy too")
+    parser.add_argument("--py-spy", metavar="DIR", help="sample the service with py-spy")
     parser.add_argument(
         "--only", choices=("current", "baseline"), help="measure only one of the trees"
     )

@@ -435,30 +435,29 @@ class PySpy:
 
 
 def summarise_stacks(raw: str, top: int = 12) -> dict[str, Any]:
-    """Leaf (own time) and inclusive counts of py-spy's collapsed stacks."""
+    """Own-time and inclusive counts of py-spy's collapsed stacks, for the event loop's
+    thread (the stacks through `run_forever`); other threads' samples are only counted."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = other = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
-        frames = [f for f in stack.split(";") if "(" in f]
-        n = int(count)
-        total += n
+        if "run_forever" not in stack:
+            other += int(count)
+            continue
+        frames = [_frame(f) for f in stack.split(";") if "(" in f]
+        total += int(count)
         if frames:
-            own[_frame(frames[-1])] += n
-        for name in {_frame(f) for f in frames}:
-            inclusive[name] += n
+            own[frames[-1]] += int(count)
+        start = next((i for i, f in enumerate(frames) if "_run_once" in f), 0)
+        for name in set(frames[start:]):  # below the loop: not main(), start()…
+            inclusive[name] += int(count)
     return {
-        "samples": total,
-        "own": own.most_common(top),
-        "inclusive": [  # the service's own functions, less those every sample is inside
-            (k, v)
-            for k, v in inclusive.most_common(top * 4)
-            if "fancy_env" in k and v < 0.8 * total
-        ][:top],
-    }
+        "samples": total, "other_threads": other, "own": own.most_common(top),
+        "inclusive": [(k, v) for k, v in inclusive.most_common(top * 4) if "fancy_env" in k][:top],
+    }  # fmt: skip
 
 
 def _frame(frame: str) -> str:
@@ -495,7 +494,8 @@ def print_profile(profile: dict[str, Any]) -> None:
     spy = profile.get("py-spy") or {}
     if spy.get("samples"):
         n = spy["samples"]
-        print(f"  - py-spy, {n} samples; own time: " + "; ".join(
+        print(f"  - py-spy, {n} samples of the loop's thread ({spy['other_threads']} of "
+              "others); own time: " + "; ".join(
             f"{k} {100 * v / n:.0f}%" for k, v in spy["own"][:8]
         ))  # fmt: skip
         print("  - py-spy, inclusive (fancy_env): " + "; ".join(
