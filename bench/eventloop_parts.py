@@ -422,6 +422,7 @@ class PySpy:
     def start(cls, svc: Service, profile: Path) -> PySpy:
         assert svc.proc is not None
         out = Path(f"{profile}.py-spy.txt")
+        out.parent.mkdir(parents=True, exist_ok=True)
         cmd = ["py-spy", "record", "--pid", str(svc.proc.pid), "--rate", "200",
                "--format", "raw", "--nonblocking", "-o", str(out)]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
