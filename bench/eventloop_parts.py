@@ -136,12 +136,14 @@ def trees(current: Path, rev: str, tmp: Path, notes: list[str], only: str | None
     for tree in found:
         _imports_from(tree, tmp)
     if len(found) == 2:
-        try:
-            same = _git("rev-parse", "HEAD", cwd=found[1].path) == _git("rev-parse", rev)
-        except subprocess.CalledProcessError:
-            same = False
-        if same and "changes" not in found[1].label:
-            notes.append("the current tree is the baseline commit: both rows run the same code")
+        same = subprocess.run(  # the service code of the current tree is the baseline's
+            ["git", "diff", "--quiet", rev, "--", "fancy_env"], cwd=found[1].path,
+            capture_output=True,
+        ).returncode == 0  # fmt: skip
+        if same:
+            notes.append(
+                f"the current tree's fancy_env/ is that of {rev}: both rows run the same code"
+            )
     return found
 
 
