@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +28,6 @@ from .._version import __version__
 from ..hubconfig import CONFIG_ENV, SERVICE_FILE_ENV, read_service_file
 from ..images import check_prefix
 from ..repos import RepoPolicy
-from ..sharing.links import redact_codes
 from ..tickets import secret_bytes
 from . import components, handlers
 from .components import (
@@ -40,6 +40,7 @@ from .components import (
 from .credentials import attach_credentials
 from .db import Store
 from .executors import Executor
+from .gc import Collector, GCConfig, LinksInUse, checker_auth
 from .gc_handler import GCHandler, gc_schedule
 from .pinning import LaunchHandler
 from .registry import registry_url_for
@@ -50,6 +51,7 @@ from .registry_auth import (
     parse_docker_config,
     registry_host,
 )
+from .retention import RetentionPolicy
 from .service import BuildService, ServiceConfig
 
 BUILD_SCOPE = "custom:fancy-env:build"
@@ -387,11 +389,13 @@ class BuilderApp(Application):
         level = logging.DEBUG if quiet else logging.INFO if status < 500 else logging.ERROR
         self.log.log(
             level, "%s %s %s %.1fms", status, handler.request.method,
-            redact_codes(handler.request.path), 1000 * handler.request.request_time(),
+            self.redact(handler.request.path), 1000 * handler.request.request_time(),
         )  # fmt: skip
 
+    #: what request log lines pass through (the service assembly redacts link codes)
+    redact: Callable[[str], str] = staticmethod(str)
+
     def initialize(self, argv: list[str] | None = None) -> None:
-        install_log_redaction()
         super().initialize(argv)
         from_file = self._service_file().get("config")
         if from_file:  # written by fancy_env.setup(c); the config file and command line win
@@ -451,9 +455,8 @@ class BuilderApp(Application):
         attach_credentials(self, service)  # users' forge tokens (private repositories)
         return service
 
-    def make_collector(self, service: BuildService) -> Any:
-        from .gc import Collector, GCConfig, checker_auth
-        from .retention import RetentionPolicy
+    def make_collector(self, service: BuildService, links_in_use: LinksInUse | None = None) -> Any:
+        """Image retention; `links_in_use` (sharing's active links) keeps their images."""
 
         real = not components.is_fake_executor(self)  # it touches no engine or registry
         config = GCConfig(
@@ -469,7 +472,7 @@ class BuilderApp(Application):
         )
         return Collector(
             service.store, config, service.checker, lambda: set(service.by_image),
-            checker_auth(service.checker), self.log,
+            checker_auth(service.checker), self.log, links_in_use,
         )  # fmt: skip
 
     def make_hub_auth(self) -> Any:
@@ -479,7 +482,8 @@ class BuilderApp(Application):
 
         return HubOAuth(parent=self, cache_max_age=60)
 
-    def make_web_app(self, service: BuildService) -> WebApplication:
+    def make_web_app(self, service: BuildService, collector: Any = None) -> WebApplication:
+        """The build API's tornado application (the service assembly adds sharing to it)."""
         hub_auth = self.make_hub_auth()
         p = self.service_prefix
         routes: list[Any] = [
@@ -497,7 +501,7 @@ class BuilderApp(Application):
         web_app = WebApplication(
             routes,
             build_service=service,
-            collector=self.make_collector(service),
+            collector=collector if collector is not None else self.make_collector(service),
             service_prefix=p,
             service_name=self.service_name,
             service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
@@ -518,10 +522,6 @@ class BuilderApp(Application):
             log=self.log,
             log_function=self._log_request,
         )
-
-        from ..sharing.mount import mount_sharing  # environment links, share codes (issue 6)
-
-        mount_sharing(self, web_app)
         return web_app
 
     def server_max_body_size(self) -> int:
@@ -565,31 +565,3 @@ class BuilderApp(Application):
     @default("log_level")
     def _log_level(self) -> int:
         return logging.INFO
-
-
-def install_log_redaction() -> None:
-    """Every log record of this process has link codes redacted, whoever logs it: our request
-    log, tornado's warnings (`403 GET …/l/<code>`) and JupyterHub's auth helpers."""
-    inner = logging.getLogRecordFactory()
-    if getattr(inner, "fancy_env_redacts", False):
-        return
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = inner(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken record is logged as it is
-            return record
-        clean = redact_codes(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return record
-
-    factory.fancy_env_redacts = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)
-
-
-def main(argv: list[str] | None = None) -> None:
-    app = BuilderApp.instance()
-    app.initialize(argv)
-    app.start()

@@ -17,14 +17,13 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 
 from ..images import image_name, split_image
@@ -234,6 +233,26 @@ class GCReport:
         }
 
 
+@dataclass(frozen=True)
+class LinkInUse:
+    """An active environment link, as retention sees it (the sharing layer makes these)."""
+
+    id: str
+    owner: str
+    repo: str
+    subdir: str = ""
+    commit: str = ""
+    build_id: str = ""
+
+
+#: the active links at a time (the builds layer never imports sharing: this is passed in)
+LinksInUse = Callable[[float], Awaitable[Sequence[LinkInUse]]]
+
+
+async def no_links(now: float) -> Sequence[LinkInUse]:
+    return ()
+
+
 _ANY_REPO = RepoPolicy(allowed_http_hosts=frozenset({"*"}), allow_private_hosts=True)
 
 
@@ -248,11 +267,13 @@ class Collector:
         active_images: Callable[[], set[str]] = set,
         auth: AuthHeaders = no_auth,
         log: logging.Logger | None = None,
+        links_in_use: LinksInUse | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.checker = checker
         self.active_images = active_images
+        self.links_in_use: LinksInUse = links_in_use or no_links
         self.engine = Engine(config.docker_socket) if config.docker_socket else None
         self.registry = Registry(config.registry_url, auth) if config.registry_url else None
         self.log = log or logging.getLogger("fancy_env.gc")
@@ -319,7 +340,7 @@ class Collector:
                 for build in s.scalars(select(Build).where(Build.created >= since)):
                     why.setdefault(build.image, f"requested in the last "
                                    f"{self.config.recent_seconds:g} s")  # fmt: skip
-        self._links(why, images, now)
+        await self._links(why, images, now)
         await self._servers(why)
         await self._containers(why, images)
         return why
@@ -328,33 +349,26 @@ class Collector:
         build = self.store.get(build_id) if build_id else None
         return build.image if build is not None else ""
 
-    def _links(self, why: dict[str, str], images: list[ImageInfo], now: float) -> None:
+    async def _links(self, why: dict[str, str], images: list[ImageInfo], now: float) -> None:
         """Active environment links pin a build, a commit, or follow a branch (then the
-        newest image of the repository stays)."""
-        from ..sharing.store import LinkRow, spec_from_json
-
-        try:
-            with self.store.session() as s:
-                q = select(LinkRow).where(LinkRow.revoked_at.is_(None))
-                rows = [r for r in s.scalars(q) if r.expires_at is None or r.expires_at > now]
-        except (OperationalError, ProgrammingError):
-            return  # no links table: sharing never ran on this database
+        newest image of the repository stays). Asked of `links_in_use` (the sharing layer's
+        link store, injected by the service assembly); none when sharing is off."""
+        links = await self.links_in_use(now)
         newest: dict[str, ImageInfo] = {}
         for image in images:
             if image.repo not in newest or image.created > newest[image.repo].created:
                 newest[image.repo] = image
-        for row in rows:
-            spec = spec_from_json(row.spec_json)
-            if not spec.repo:
+        for link in links:
+            if not link.repo:
                 continue
-            reason = f"environment link {row.id} of {row.owner}"
-            why.setdefault(self._build_image(spec.build_id), reason)
+            reason = f"environment link {link.id} of {link.owner}"
+            why.setdefault(self._build_image(link.build_id), reason)
             try:
-                key = parse_repo(spec.repo, subdir=spec.subdir, policy=_ANY_REPO).key
+                key = parse_repo(link.repo, subdir=link.subdir, policy=_ANY_REPO).key
             except RepoError:
                 continue
-            if spec.commit:
-                why.setdefault(image_name(self.config.image_prefix, key, spec.commit), reason)
+            if link.commit:
+                why.setdefault(image_name(self.config.image_prefix, key, link.commit), reason)
             else:  # follows a branch: its next launch may resolve to the newest image
                 repo = split_image(image_name(self.config.image_prefix, key, "x"))[0]
                 if repo in newest:

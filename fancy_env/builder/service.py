@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import FancyError
 from ..images import image_name, pinned_image
 from ..repos import COMMIT_SHA, RepoError, RepoPolicy, RepoSpec, check_addresses, parse_repo
 from . import metrics
@@ -62,15 +63,18 @@ class ServiceConfig:
     rebuild_interval: float = 300
 
 
-class ServiceError(Exception):
+class ServiceError(FancyError):
+    """A refused build request (`reason` is the message; `str()` is the bare reason)."""
+
     def __init__(
         self, status: int, reason: str, field: str = "", headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.field = field
-        self.headers = headers or {}
+        super().__init__(status, reason, field, headers)
+        self.args = (reason,)
+
+    @property
+    def reason(self) -> str:
+        return self.message
 
 
 class BuildService:

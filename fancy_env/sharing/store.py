@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from ..builder.db import create_schema
+from ..builder.gc import LinkInUse
 from .links import Link, LinkSpec
 
 
@@ -170,3 +171,15 @@ class LinkStore:
                 select(func.coalesce(LinkRow.launches, 0)).where(LinkRow.id == link_id)
             )
             return int(value or 0)
+
+    async def in_use(self, now: float) -> list[LinkInUse]:
+        """The links that keep their images (not revoked, not expired), for retention."""
+        query = select(LinkRow).where(LinkRow.revoked_at.is_(None))
+        with self.session() as db:
+            rows = [r for r in db.scalars(query) if r.expires_at is None or r.expires_at > now]
+        uses = []
+        for row in rows:
+            spec = spec_from_json(row.spec_json)
+            uses.append(LinkInUse(row.id, row.owner, spec.repo, spec.subdir, spec.commit,
+                                  spec.build_id))  # fmt: skip
+        return uses
