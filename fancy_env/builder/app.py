@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ from ..hubconfig import CONFIG_ENV, SERVICE_FILE_ENV, read_service_file
 from ..images import check_prefix
 from ..repos import RepoPolicy
 from ..tickets import secret_bytes
+from ..web.context import WebContext
 from . import components, handlers
 from .components import (
     BUILTIN_CHECKERS,
@@ -41,8 +42,8 @@ from .credentials import attach_credentials
 from .db import Store
 from .executors import Executor
 from .gc import Collector, GCConfig, LinksInUse, checker_auth
-from .gc_handler import GCHandler, gc_schedule
-from .pinning import LaunchHandler
+from .gc_handler import gc_schedule
+from .handlers import StreamSettings
 from .registry import registry_url_for
 from .registry_auth import (
     RegistryConfigError,
@@ -52,6 +53,7 @@ from .registry_auth import (
     registry_host,
 )
 from .retention import RetentionPolicy
+from .routes import Route, build_routes
 from .service import BuildService, ServiceConfig
 
 BUILD_SCOPE = "custom:fancy-env:build"
@@ -455,7 +457,9 @@ class BuilderApp(Application):
         attach_credentials(self, service)  # users' forge tokens (private repositories)
         return service
 
-    def make_collector(self, service: BuildService, links_in_use: LinksInUse | None = None) -> Any:
+    def make_collector(
+        self, service: BuildService, links_in_use: LinksInUse | None = None
+    ) -> Collector:
         """Image retention; `links_in_use` (sharing's active links) keeps their images."""
 
         real = not components.is_fake_executor(self)  # it touches no engine or registry
@@ -482,47 +486,47 @@ class BuilderApp(Application):
 
         return HubOAuth(parent=self, cache_max_age=60)
 
-    def make_web_app(self, service: BuildService, collector: Any = None) -> WebApplication:
-        """The build API's tornado application (the service assembly adds sharing to it)."""
-        hub_auth = self.make_hub_auth()
-        p = self.service_prefix
-        routes: list[Any] = [
-            (rf"{p}api/builds/?", handlers.BuildsHandler),
-            (rf"{p}api/builds/([0-9a-f]+)/?", handlers.BuildHandler),
-            (rf"{p}api/builds/([0-9a-f]+)/events", handlers.EventsHandler),
-            (rf"{p}api/builds/([0-9a-f]+)/launch", LaunchHandler),
-            (rf"{p}api/gc", GCHandler),
-            (rf"{p}health", handlers.HealthHandler),
-            (rf"{p}metrics", handlers.MetricsHandler),
-            (rf"{p}?", handlers.RootHandler),
-        ]
-        if hub_auth is not None:
-            routes.insert(0, (rf"{p}oauth_callback", handlers.oauth_callback_handler()))
-        web_app = WebApplication(
-            routes,
-            build_service=service,
-            collector=collector if collector is not None else self.make_collector(service),
-            service_prefix=p,
+    def make_web_context(self) -> WebContext:
+        """Who may do what and how requests are authenticated, for every handler."""
+        return WebContext(
+            prefix=self.service_prefix,
+            log=self.log,
+            hub_auth=self.make_hub_auth(),
+            ticket_secret=self.ticket_secret,
             service_name=self.service_name,
             service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
-            hub_auth=hub_auth,
-            ticket_secret=self.ticket_secret,
             admin_users=frozenset(self.admin_users),
             build_scope=self.build_scope,
             admin_scope=self.admin_scope,
             access_scopes=frozenset({f"access:services!service={self.service_name}"}),
-            keepalive_interval=self.keepalive_interval,
-            event_batch_interval=self.event_batch_interval,
-            metrics_require_auth=self.metrics_require_auth,
             max_body_bytes=self.max_body_bytes,
             max_json_depth=self.max_json_depth,
+        )
+
+    def make_web_app(
+        self,
+        service: BuildService,
+        web: WebContext | None = None,
+        collector: Collector | None = None,
+        extra_routes: Sequence[Route] = (),
+    ) -> WebApplication:
+        """The tornado application: `extra_routes` (the assembly's sharing routes) and the
+        build API, each handler given its collaborators by `initialize()`."""
+        web = web or self.make_web_context()
+        self.collector = collector if collector is not None else self.make_collector(service)
+        streams = StreamSettings(
+            keepalive_interval=self.keepalive_interval,
+            event_batch_interval=self.event_batch_interval,
             replay_page_lines=max(1, self.replay_page_lines),
+        )
+        routes = build_routes(web, service, streams, self.collector, self.metrics_require_auth)
+        return WebApplication(
+            [*extra_routes, *routes],
             cookie_secret=self._cookie_secret(),
             default_handler_class=handlers.NotFoundHandler,
-            log=self.log,
+            default_handler_args={"web": web, "service": service},
             log_function=self._log_request,
         )
-        return web_app
 
     def server_max_body_size(self) -> int:
         """Bodies bigger than this are refused before they are read (handlers say more)."""
@@ -551,7 +555,7 @@ class BuilderApp(Application):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        schedule = gc_schedule(web_app.settings["collector"], self.gc_interval, self.log)
+        schedule = gc_schedule(self.collector, self.gc_interval, self.log)
         await stop.wait()
         if schedule is not None:
             schedule.cancel()

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from tornado import web
-from tornado.log import app_log
 
 from ..builder.forge_auth import (
     CredentialError,
@@ -27,25 +26,21 @@ from ..builder.forge_auth import (
     origin_of,
     parse_host,
 )
-from .handlers import APIHandler, SharingHandler
+from ..errors import FancyError
+from .base import APIHandler, SharingHandler
 
 
 class CredentialsBase(SharingHandler):
     def store(self) -> Any:
-        service = self.settings.get("build_service")
-        store = service.access.credentials if service is not None else None
+        store = self.ctx.builds.credentials
         if store is None:
-            raise web.HTTPError(
+            raise FancyError(
                 404, "storing credentials is turned off on this service (FancyEnvCredentials)"
             )
         return store
 
-    @property
-    def log(self) -> Any:
-        return self.settings.get("log") or app_log
-
     def policy(self) -> Any:
-        return self.settings["build_service"].policy
+        return self.ctx.builds.policy
 
     def listing(self) -> list[dict[str, Any]]:
         return [
@@ -69,7 +64,7 @@ class CredentialsBase(SharingHandler):
     def remove(self, host: Any) -> str:
         origin = parse_host(host, self.policy())
         if not self.store().delete(self.username, origin):
-            raise web.HTTPError(404, f"host: you store no credential for {host_label(origin)}")
+            raise FancyError(404, f"you store no credential for {host_label(origin)}", "host")
         self.log.info("%s deleted the credential for %s", self.username, origin)
         return origin
 
@@ -121,32 +116,25 @@ class CredentialsAPIHandler(CredentialsBase, APIHandler):
     async def post(self) -> None:
         body = self.body()
         if not isinstance(body, dict):
-            raise web.HTTPError(400, "the body must be a JSON object {host, token, username}")
-        try:
-            origin, replaced = self.save(body)
-        except CredentialError as err:
-            raise web.HTTPError(400, str(err)) from None
+            raise FancyError(400, "the body must be a JSON object {host, token, username}", "body")
+        origin, replaced = self.save(body)  # a CredentialError is a 400 naming its field
         created = next((c for c in self.listing() if c["origin"] == origin), {})
         self.set_status(200 if replaced else 201)
         self.write({**created, "replaced": replaced})
 
     @web.authenticated
     async def delete(self) -> None:
-        try:
-            self.remove(self.get_argument("host", ""))
-        except CredentialError as err:
-            raise web.HTTPError(400, str(err)) from None
+        self.remove(self.get_argument("host", ""))
         self.set_status(204)
         self.finish()
 
 
-def private_notice(handler: SharingHandler, repo: str) -> str:
+async def private_notice(handler: SharingHandler, repo: str) -> str:
     """What a link page tells a recipient when the link's image came from a private
     repository and they store no credential for its host ("" otherwise; the launch still
     asks the forge with the recipient's own credential, this is only the early word)."""
-    service: Any = handler.settings.get("build_service")
-    store = service.access.credentials if service is not None else None
-    if store is None or not repo or not service.store.private_repo(repo):
+    store = handler.ctx.builds.credentials
+    if store is None or not repo or not await handler.ctx.builds.is_private(repo):
         return ""
     origin = origin_of(repo)
     if store.has(handler.username, origin):
@@ -156,11 +144,3 @@ def private_notice(handler: SharingHandler, repo: str) -> str:
         f"launches only for people who can read that repository: store your own access "
         f"token for {host_label(origin)} at {handler.ctx.prefix}credentials first."
     )
-
-
-def credential_handlers(prefix: str) -> list[tuple[str, type, dict[str, Any]]]:
-    p = prefix if prefix.endswith("/") else prefix + "/"
-    return [
-        (rf"{p}credentials", CredentialsPageHandler, {}),
-        (rf"{p}api/credentials", CredentialsAPIHandler, {}),
-    ]

@@ -172,7 +172,7 @@ class LinkStore:
             )
             return int(value or 0)
 
-    async def in_use(self, now: float) -> list[LinkInUse]:
+    async def in_use(self, now: float) -> Sequence[LinkInUse]:
         """The links that keep their images (not revoked, not expired), for retention."""
         query = select(LinkRow).where(LinkRow.revoked_at.is_(None))
         with self.session() as db:
