@@ -34,7 +34,7 @@ from .access import ForgeAccess
 from .db import Build, Store
 from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
-from .layercache import previous_image
+from .executors.layercache import previous_image
 from .queue import FairQueue
 from .rebuild import RebuildAsk, check_rebuild
 from .registry import CacheCheckError, RegistryAuthError, find_digest
