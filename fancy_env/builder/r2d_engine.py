@@ -10,8 +10,8 @@ as the `repo2docker.engines` entry point `docker-api`: `repo2docker --engine doc
 
 The layer cache (`--cache-from`, see `fancy_env.builder.executors.layercache`): before the
 build, each cache image the engine lacks is pulled, with the registry credentials only when
-the image is in the registry they are for, within `$FANCY_ENV_CACHE_PULL_TIMEOUT` seconds; an image that
-cannot be pulled is left out with a line in the log, and the build goes on.
+the image is in the registry they are for, within `$FANCY_ENV_CACHE_PULL_TIMEOUT` seconds; an
+image that cannot be pulled is left out with a line in the log, and the build goes on.
 """
 
 from __future__ import annotations
