@@ -79,7 +79,7 @@ class SharingApp(Application):
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/fancy-env/")
         sharing = FancyEnvSharing(parent=self)
         profiles = sharing.profiles()
-        ctx = SharingContext.create(sharing, self.db_url, prefix, profiles=profiles)
+        ctx = await SharingContext.create(sharing, self.db_url, prefix, profiles=profiles)
         hub_auth = HubOAuth.instance(parent=self, api_url=os.environ["JUPYTERHUB_API_URL"])
         app = make_app(ctx, hub_auth)
         url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8766"))

@@ -80,7 +80,7 @@ class BinderFlow(LaunchFlow):
 
     async def launch(self, action: str, build_id: str) -> None:
         spec = self.link.spec
-        if build_id and not self.build_matches(build_id):
+        if build_id and not await self.build_matches(build_id):
             build_id = ""  # not this repository's build: ask again
         if not build_id:
             build = await self.request_build()

@@ -82,13 +82,13 @@ class SharingHandler(SharingPage):
     def user_token(self) -> str:
         return str(self.hub_auth.get_token(self) or "")
 
-    def create_link(self, body: Any) -> tuple[L.Link, str]:
+    async def create_link(self, body: Any) -> tuple[L.Link, str]:
         """Create a link for the current user from a request body; returns (link, code)."""
         ctx, now = self.ctx, time.time()
         policy = ctx.config.policy()
         if not ctx.config.links_enabled:
             raise web.HTTPError(403, "creating environment links is turned off on this hub")
-        body = self.fill_from_build(body)
+        body = await self.fill_from_build(body)
         try:
             spec = L.parse_link_request(body, policy)
             expires_at = L.parse_expiry(body.get("expires_in"), now, policy)
@@ -98,7 +98,7 @@ class SharingHandler(SharingPage):
         refusal = check_spec(ctx.profiles, self.current_user, spec)
         if refusal:  # whatever the credential: token, cookie or form ticket
             raise web.HTTPError(403, f"you may not share this environment: {refusal}")
-        recent = ctx.store.created_since(self.username, now - policy.rate_window)
+        recent = await ctx.store.created_since(self.username, now - policy.rate_window)
         decision = L.check_rate(recent, now, policy.rate_limit, policy.rate_window)
         if not decision.allowed:
             too_many = web.HTTPError(
@@ -110,7 +110,7 @@ class SharingHandler(SharingPage):
             raise too_many
         code = L.new_code()
         link = L.Link(L.new_link_id(), L.hash_code(code), self.username, spec, now, expires_at)
-        ctx.store.add(link)
+        await ctx.store.add(link)
         return link, code
 
     def normalise_repo(self, spec: L.LinkSpec) -> L.LinkSpec:
@@ -127,7 +127,7 @@ class SharingHandler(SharingPage):
             raise web.HTTPError(400, f"repo: {err.reason}") from None
         return dataclasses.replace(spec, repo=parsed.url, subdir=parsed.subdir)
 
-    def fill_from_build(self, body: Any) -> Any:
+    async def fill_from_build(self, body: Any) -> Any:
         """`{profile, options, build_id}` is enough: repository, ref and the resolved commit
         come from the build record (which the creator must have requested)."""
         service = self.settings.get("build_service")
@@ -135,8 +135,8 @@ class SharingHandler(SharingPage):
             return body
         if service is None:
             return body  # parse_link_request then asks for the repository
-        build = service.store.get(str(body["build_id"]))
-        users = service.store.users(build.id) if build else []
+        build = await service.store.get(str(body["build_id"]))
+        users = await service.store.users(build.id) if build else []
         if build is None or (build.user != self.username and self.username not in users):
             raise web.HTTPError(404, f"build_id: no build {body['build_id']} of yours")
         ref = body.get("ref") or build.ref or ("HEAD" if body.get("follow_branch") else "")
@@ -186,7 +186,7 @@ class APIHandler(SharingHandler):
             "expires_at": link.expires_at,
             "revoked_at": link.revoked_at,
             "state": L.link_state(link, now),
-            "launches": self.ctx.store.launches(link.id),
+            "launches": link.launches,
             "profile": spec.profile,
             "options": dict(spec.options),
             "repo": spec.repo,
@@ -204,8 +204,8 @@ class APIHandler(SharingHandler):
             model["full_url"] = f"{self.request.protocol}://{self.request.host}{model['url']}"
         return model
 
-    def owned_link(self, link_id: str) -> L.Link:
-        link = self.ctx.store.by_id(link_id)
+    async def owned_link(self, link_id: str) -> L.Link:
+        link = await self.ctx.store.by_id(link_id)
         if link is None or (link.owner != self.username and not self.is_admin):
             raise web.HTTPError(404, f"no link {link_id} of yours")
         return link
@@ -224,12 +224,12 @@ class LinksAPIHandler(APIHandler):
             owner = None
         limit = self.int_argument("limit", 1, 500, 500)
         offset = self.int_argument("offset", 0, 10_000, 0)
-        links = self.ctx.store.list(owner=owner, limit=offset + limit)[offset:]
+        links = await self.ctx.store.list(owner=owner, limit=limit, offset=offset)
         self.write({"links": [self.link_model(link) for link in links]})
 
     @web.authenticated
     async def post(self) -> None:
-        link, code = self.create_link(self.body())
+        link, code = await self.create_link(self.body())
         self.set_status(201)
         self.write(self.link_model(link, code=code))
 
@@ -237,11 +237,11 @@ class LinksAPIHandler(APIHandler):
 class LinkAPIHandler(APIHandler):
     @web.authenticated
     async def get(self, link_id: str) -> None:
-        self.write(self.link_model(self.owned_link(link_id)))
+        self.write(self.link_model(await self.owned_link(link_id)))
 
     @web.authenticated
     async def patch(self, link_id: str) -> None:
-        link = self.owned_link(link_id)
+        link = await self.owned_link(link_id)
         try:
             changes = L.parse_link_update(self.body(), time.time(), self.ctx.config.policy())
         except L.LinkError as err:
@@ -249,24 +249,24 @@ class LinkAPIHandler(APIHandler):
             return
         if link.revoked_at is not None:
             changes.pop("revoked_at", None)  # keep the first revocation time
-        updated = self.ctx.store.update(link.id, **changes) or link
+        updated = await self.ctx.store.update(link.id, **changes) or link
         self.write(self.link_model(updated))
 
     @web.authenticated
     async def delete(self, link_id: str) -> None:
-        link = self.owned_link(link_id)
+        link = await self.owned_link(link_id)
         if link.revoked_at is None:
-            self.ctx.store.update(link.id, revoked_at=time.time())
+            await self.ctx.store.update(link.id, revoked_at=time.time())
         self.set_status(204)
         self.finish()
 
 
 class LinkPageBase(SharingHandler):
-    def find_link(self, code: str) -> L.Link:
+    async def find_link(self, code: str) -> L.Link:
         """The active link for `code`, or an error page: 404 unknown/revoked, 410 expired."""
         link = None
         if L.is_well_formed_code(code):
-            link = self.ctx.store.by_code_hash(L.hash_code(code))
+            link = await self.ctx.store.by_code_hash(L.hash_code(code))
         state = L.link_state(link, time.time()) if link else "revoked"
         if link is None or state == "revoked":
             self.fail_page(
@@ -320,7 +320,7 @@ class LinkPageBase(SharingHandler):
 class LinkPageHandler(LinkPageBase):
     @web.authenticated
     async def get(self, code: str) -> None:
-        link = self.find_link(code)
+        link = await self.find_link(code)
         self.check_permission(link)
         from .credpages import private_notice  # (imports handlers: not at module level)
 
@@ -341,14 +341,14 @@ class LinkPageHandler(LinkPageBase):
             autostart=autostart,
             launch_url=self.link_url(code) + "/launch",
             server_url=flow.server_url(""),
-            private_notice=private_notice(self, link.spec.repo),
+            private_notice=await private_notice(self, link.spec.repo),
         )
 
 
 class LinkLaunchHandler(LinkPageBase):
     @web.authenticated
     async def post(self, code: str) -> None:
-        link = self.find_link(code)
+        link = await self.find_link(code)
         self.check_permission(link)
         action = self.get_body_argument("action", "launch")
         if action not in ("launch", "replace", "named"):

@@ -81,7 +81,7 @@ class LaunchFlow:
 
     async def run(self, action: str, build_id: str, code: str) -> None:
         spec = self.link.spec
-        if spec.repo and build_id and not self.build_matches(build_id):
+        if spec.repo and build_id and not await self.build_matches(build_id):
             build_id = ""  # not this link's build: ask again
         if spec.repo and not build_id:
             build = await self.request_build()
@@ -98,17 +98,17 @@ class LaunchFlow:
             return
         if not result.ok:
             self.refused(result)
-        self.ctx.store.record_launch(self.link.id, time.time())
+        await self.ctx.store.record_launch(self.link.id, time.time())
         pending = f"{self.ctx.hub_prefix}spawn-pending/{quote(self.user, safe='')}"
         self.handler.redirect(pending + (f"/{quote(server, safe='')}" if server else ""))
 
-    def build_matches(self, build_id: str) -> bool:
+    async def build_matches(self, build_id: str) -> bool:
         """A build id posted back by the build page must be a finished build of this link's
         repository (and of its pinned commit)."""
         service = self.handler.settings.get("build_service")
         if service is None:
             return True  # the spawner confirms the build in any case
-        build = service.store.get(build_id)
+        build = await service.store.get(build_id)
         spec = self.link.spec
         return bool(
             build is not None
