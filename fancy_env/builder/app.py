@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import make_url
 from tornado.httpserver import HTTPServer
 from tornado.web import Application as WebApplication
 from traitlets import Bool, Bytes, Enum, Float, Int, List, Set, Unicode, default
@@ -25,6 +24,7 @@ from traitlets.config import Application, Config
 
 from .. import configdata
 from .._version import __version__
+from ..dbengine import private_sqlite_file
 from ..hubconfig import CONFIG_ENV, SERVICE_FILE_ENV, read_service_file
 from ..images import check_prefix
 from ..repos import RepoPolicy
@@ -82,8 +82,9 @@ class BuilderApp(Application):
     ).tag(config=True)
     db_url = Unicode(
         "sqlite:///fancy-env-builds.sqlite",
-        help="SQLAlchemy URL of the build database (builds, logs, images). SQLite by default; "
-        "use PostgreSQL when the service runs on a cluster.",
+        help="SQLAlchemy URL of the build database (builds, logs, images): `sqlite:////path` "
+        "(the default, opened with aiosqlite) or `postgresql+psycopg://user@host/db` (psycopg "
+        "3's asyncio mode, the `postgres` extra) when the service runs on a cluster.",
     ).tag(config=True)
     executor_class = ComponentType(
         "docker",
@@ -334,6 +335,12 @@ class BuilderApp(Application):
         "the others wait their turn (first come, first served). Lower keeps other requests "
         "quicker while many watchers replay; higher replays faster on an idle service.",
     ).tag(config=True)
+    replay_cache_bytes = Int(
+        16 * 1024 * 1024,
+        help="Bytes of finished builds' log pages kept serialised (as SSE) in memory, least "
+        "recently used dropped first: watchers replaying the same log share each page, read "
+        "from the database once. 0 = no cache (every watcher reads every page).",
+    ).tag(config=True)
     rebuild_interval = Float(
         300,
         help="Seconds between two rebuilds (`POST api/builds` with `rebuild: true`, or "
@@ -375,15 +382,6 @@ class BuilderApp(Application):
         """`$FANCY_ENV_SERVICE_FILE` (written 0600 by fancy_env.setup(c)), or {}."""
         path = os.environ.get(SERVICE_FILE_ENV)
         return read_service_file(path) if path else {}
-
-    def _private_state(self) -> None:
-        """The build database is its owner's only (0600): SQLite gives its -wal and -shm
-        files the database file's mode. Its directory (the state dir) is 0700."""
-        url = make_url(self.db_url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            fd = os.open(url.database, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.fchmod(fd, 0o600)
-            os.close(fd)
 
     def _log_request(self, handler: Any) -> None:
         status = handler.get_status()
@@ -427,9 +425,9 @@ class BuilderApp(Application):
     def make_checker(self, store: Store, credential: RegistryCredential | None = None) -> Any:
         return components.make_checker(self, store, credential)
 
-    def make_service(self) -> BuildService:
-        self._private_state()
-        store = Store(self.db_url)
+    async def make_service(self) -> BuildService:
+        private_sqlite_file(self.db_url)  # 0600 (the state dir is 0700)
+        store = await Store.open(self.db_url)
         policy = self.make_policy()
         config = ServiceConfig(
             image_prefix=self.image_prefix,
@@ -447,6 +445,7 @@ class BuilderApp(Application):
             max_log_lines=self.max_log_lines,
             max_streams_per_user=self.max_streams_per_user,
             replay_concurrency=self.replay_concurrency,
+            replay_cache_bytes=self.replay_cache_bytes,
             rebuild_interval=self.rebuild_interval,
         )
         credential = self.registry_credential() if self.registry_url else None
@@ -454,7 +453,7 @@ class BuilderApp(Application):
             store, self.make_executor(credential), self.make_checker(store, credential), policy,
             config, self.log,
         )  # fmt: skip
-        attach_credentials(self, service)  # users' forge tokens (private repositories)
+        await attach_credentials(self, service)  # users' forge tokens (private repositories)
         return service
 
     def make_collector(
@@ -503,7 +502,7 @@ class BuilderApp(Application):
             max_json_depth=self.max_json_depth,
         )
 
-    def make_web_app(
+    async def make_web_app(
         self,
         service: BuildService,
         web: WebContext | None = None,
@@ -539,10 +538,10 @@ class BuilderApp(Application):
         return os.urandom(32)
 
     async def serve(self) -> None:
-        service = self.make_service()
+        service = await self.make_service()
         await service.start()
         url = urlsplit(self.bind_url)
-        web_app = self.make_web_app(service)
+        web_app = await self.make_web_app(service)
         server = HTTPServer(
             web_app, xheaders=True, idle_connection_timeout=75,
             max_body_size=self.server_max_body_size(),
@@ -561,7 +560,7 @@ class BuilderApp(Application):
             schedule.cancel()
         server.stop()
         await service.stop()
-        service.store.close()
+        await service.store.close()
 
     def start(self) -> None:
         asyncio.run(self.serve())

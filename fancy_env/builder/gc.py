@@ -284,14 +284,14 @@ class Collector:
     async def known_images(self) -> tuple[list[ImageInfo], set[str], set[str]]:
         """Every image under the prefix; the names in the engine; the names in the registry."""
         prefix = self.config.image_prefix
-        with self.store.session() as s:
-            records = {r.name: r for r in s.scalars(select(ImageRecord))}
+        async with self.store.session() as s:
+            records = {r.name: r for r in await s.scalars(select(ImageRecord))}
         engine = await self.engine.images(prefix) if self.engine else {}
         registry: dict[str, tuple[str, int, str, str]] = {}
         if self.registry is not None:
             registry = await self._registry_images(prefix)
         names = {n for n in records if n.startswith(prefix)} | set(engine) | set(registry)
-        last_used = self._last_used(names)
+        last_used = await self._last_used(names)
         images = []
         for name in sorted(names):
             repo = split_image(name)[0]
@@ -319,11 +319,11 @@ class Collector:
             raise GCError(f"registry {self.registry.url} unreachable: {e}") from e
         return found
 
-    def _last_used(self, names: set[str]) -> dict[str, float]:
+    async def _last_used(self, names: set[str]) -> dict[str, float]:
         """The last time each image was asked for (a build or a cache hit of it)."""
-        with self.store.session() as s:
+        async with self.store.session() as s:
             q = select(Build.image, func.max(Build.created)).group_by(Build.image)
-            return {image: float(t) for image, t in s.execute(q) if image in names}
+            return {image: float(t) for image, t in await s.execute(q) if image in names}
 
     # ---- what is in use ------------------------------------------------------------------
 
@@ -332,12 +332,12 @@ class Collector:
         for name in self.active_images():
             why.setdefault(name, "build in progress")
         now = time.time()
-        with self.store.session() as s:
-            for build in s.scalars(select(Build).where(Build.status.in_(ACTIVE_PHASES))):
+        async with self.store.session() as s:
+            for build in await s.scalars(select(Build).where(Build.status.in_(ACTIVE_PHASES))):
                 why.setdefault(build.image, "build in progress")
             if self.config.recent_seconds > 0:
                 since = now - self.config.recent_seconds
-                for build in s.scalars(select(Build).where(Build.created >= since)):
+                for build in await s.scalars(select(Build).where(Build.created >= since)):
                     why.setdefault(build.image, f"requested in the last "
                                    f"{self.config.recent_seconds:g} s")  # fmt: skip
         await self._links(why, images, now)
@@ -345,8 +345,8 @@ class Collector:
         await self._containers(why, images)
         return why
 
-    def _build_image(self, build_id: str) -> str:
-        build = self.store.get(build_id) if build_id else None
+    async def _build_image(self, build_id: str) -> str:
+        build = await self.store.get(build_id) if build_id else None
         return build.image if build is not None else ""
 
     async def _links(self, why: dict[str, str], images: list[ImageInfo], now: float) -> None:
@@ -362,7 +362,7 @@ class Collector:
             if not link.repo:
                 continue
             reason = f"environment link {link.id} of {link.owner}"
-            why.setdefault(self._build_image(link.build_id), reason)
+            why.setdefault(await self._build_image(link.build_id), reason)
             try:
                 key = parse_repo(link.repo, subdir=link.subdir, policy=_ANY_REPO).key
             except RepoError:
@@ -401,7 +401,7 @@ class Collector:
                     if "user_options" not in server:
                         raise GCError("the hub hides servers' user_options (needs read:servers)")
                     options = server.get("user_options") or {}
-                    image = self._build_image(str(options.get("build_id") or ""))
+                    image = await self._build_image(str(options.get("build_id") or ""))
                     if image:
                         why.setdefault(image, f"running server {user['name']}/{server_name}")
             following = body.get("_pagination", {}).get("next") if isinstance(body, dict) else None
@@ -436,7 +436,7 @@ class Collector:
             failed = await self._remove_everywhere(report, in_engine, in_registry)
             for d in report.decisions:
                 if d.remove and d.image.name not in failed:
-                    self._forget(d.image.name)
+                    await self._forget(d.image.name)
             if report.registry_deleted and self.config.registry_gc_config:
                 report.registry_gc = await self.collect_registry_garbage()
             return report
@@ -464,11 +464,11 @@ class Collector:
                     report.registry_deleted.append(f"{repo}@{digest}")
         return failed
 
-    def _forget(self, name: str) -> None:
+    async def _forget(self, name: str) -> None:
         """No record, memory or build may vouch for a removed image any more."""
-        with self.store.session.begin() as s:
-            s.execute(delete(ImageRecord).where(ImageRecord.name == name))
-            s.execute(
+        async with self.store.session.begin() as s:
+            await s.execute(delete(ImageRecord).where(ImageRecord.name == name))
+            await s.execute(
                 update(Build)
                 .where(Build.image == name, Build.status == "built")
                 .values(status=REMOVED, reason="image removed by the retention policy")

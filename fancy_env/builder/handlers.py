@@ -24,6 +24,9 @@ from .service import BuildService, ServiceError
 
 __all__ = ["BaseHandler", "Identity", "StreamSettings"]
 
+#: a replayed page is written in pieces of at most this many bytes, each awaited
+REPLAY_CHUNK_BYTES = 32 * 1024
+
 
 @dataclass(frozen=True)
 class StreamSettings:
@@ -51,18 +54,18 @@ class BaseHandler(ServiceHandler):
         self.streams = streams
         self.parts = parts  # route-specific collaborators (the collector, metrics options)
 
-    def get_build(self, build_id: str) -> Any:
-        build = self.service.store.get(build_id)
+    async def get_build(self, build_id: str) -> Any:
+        build = await self.service.store.get(build_id)
         if build is None:
             raise ServiceError(404, f"no build with id {build_id!r}", "id")
         return build
 
-    def get_visible_build(self, build_id: str) -> Any:
+    async def get_visible_build(self, build_id: str) -> Any:
         """The build, if this identity asked for it (or is an admin); else 403."""
-        build = self.get_build(build_id)
+        build = await self.get_build(build_id)
         if self.identity.admin or build.user == self.identity.name:
             return build
-        if self.identity.name not in self.service.store.users(build_id):
+        if self.identity.name not in await self.service.store.users(build_id):
             raise ServiceError(403, f"build {build_id} belongs to another user", "id")
         return build
 
@@ -84,7 +87,7 @@ class BuildsHandler(BaseHandler):
         status = 200 if build.status == "built" else 202
         self.write_json(build.to_json(self.prefix), status)
 
-    def get(self) -> None:
+    async def get(self) -> None:
         repo = self.get_argument("repo", None)
         if repo:
             repo = self.service.normalise_repo(repo)
@@ -96,28 +99,28 @@ class BuildsHandler(BaseHandler):
             user = self.identity.name if (mine or user is None) else user
         limit = self.int_argument("limit", 1, 1000, 100)
         offset = self.int_argument("offset", 0, 1_000_000, 0)
-        builds = self.service.store.history(user=user, repo=repo, limit=limit, offset=offset)
+        builds = await self.service.store.history(user=user, repo=repo, limit=limit, offset=offset)
         self.write_json({"builds": [b.to_json(self.prefix) for b in builds]})
 
 
 class BuildHandler(BaseHandler):
-    def get(self, build_id: str) -> None:
-        build = self.get_visible_build(build_id)
+    async def get(self, build_id: str) -> None:
+        build = await self.get_visible_build(build_id)
         data = build.to_json(self.prefix)
         active = self.service.active.get(build_id)
         data["queue_position"] = self.service.queue.position(active) if active else 0
-        data["users"] = self.service.store.users(build_id)
+        data["users"] = await self.service.store.users(build_id)
         data["launch_image"] = self.service.launch_image(build) if build.status == "built" else ""
         self.write_json(data)
 
-    def delete(self, build_id: str) -> None:
-        build = self.get_build(build_id)
+    async def delete(self, build_id: str) -> None:
+        build = await self.get_build(build_id)
         if not (self.identity.admin or build.user == self.identity.name):
             self.fail(403, "only the build's owner or an admin may cancel it")
         active = self.service.active.get(build_id)
         if active is not None:
-            self.service.cancel(active, self.identity.name)
-        self.write_json(self.get_build(build_id).to_json(self.prefix), 202)
+            await self.service.cancel(active, self.identity.name)
+        self.write_json((await self.get_build(build_id)).to_json(self.prefix), 202)
 
 
 class EventsHandler(BaseHandler):
@@ -157,7 +160,7 @@ class EventsHandler(BaseHandler):
         self._release_slot()
 
     async def get(self, build_id: str) -> None:
-        self.get_visible_build(build_id)
+        await self.get_visible_build(build_id)
         last = self._last_event_id()
         self._take_slot()
         self.set_header("Content-Type", "text/event-stream")
@@ -173,42 +176,29 @@ class EventsHandler(BaseHandler):
             self._release_slot()
 
     async def _write_page(self, chunk: str | bytes) -> None:
-        """Write, wait until the client took it (backpressure), and let others run."""
-        self.write(chunk)
-        await self.flush()
+        """Write in pieces of at most REPLAY_CHUNK_BYTES, waiting after each until the
+        client took it (backpressure; no write callback holds the loop for long)."""
+        data = chunk.encode() if isinstance(chunk, str) else chunk
+        view = memoryview(data)
+        for start in range(0, len(data), REPLAY_CHUNK_BYTES):
+            self.write(bytes(view[start : start + REPLAY_CHUNK_BYTES]))
+            await self.flush()
         await asyncio.sleep(0)
 
-    def _stored_page(self, build_id: str, last: int, upto: int | None) -> tuple[bytes, int, int]:
-        """(serialised events, last seq, count) of the stored page after `last`: from the
-        replay cache when another watcher already read it, else one short query."""
-        page = max(1, self.streams.replay_page_lines)
-        cache = self.service.replay_cache
-        hit = cache.get(build_id, last, page)
-        if hit is not None and (upto is None or hit[1] <= upto):
-            return hit[0], hit[1], page
-        events = self.service.store.lines(build_id, last, limit=page, upto=upto)
-        if not events:
-            return b"", last, 0
-        chunk = "".join(e.sse() for e in events).encode()
-        end = int(events[-1].seq)
-        if len(events) == page:
-            cache.put(build_id, last, page, chunk, end)
-        return chunk, end, len(events)
-
     async def _replay(self, build_id: str, last: int, upto: int | None) -> int:
-        """Stored events after `last` (up to `upto`), page by page. A few replays take a
-        page per turn of the event loop (`replay_turns`); the others wait their turn, so
-        any number of replays cannot hold up other requests; each waits for its client."""
+        """Stored events after `last` (up to `upto`), page by page (bounded memory). A page
+        is read and serialised once for every watcher (`ReplayCache.page`); a few replays
+        read a page at a time (`replay_turns`), the others wait their turn, so any number
+        of replays cannot hold up other requests; each waits for its client."""
         page = max(1, self.streams.replay_page_lines)
+        service = self.service
         while True:
-            async with self.service.replay_turns:
-                chunk, last, count = self._stored_page(build_id, last, upto)
-                if chunk:
-                    self.write(chunk)
-                    sent = self.flush()
-                await asyncio.sleep(0)  # hold the turn through one loop iteration
+            async with service.replay_turns:
+                chunk, last, count = await service.replay_cache.page(
+                    build_id, last, page, upto, service.store.lines
+                )
             if chunk:
-                await sent  # backpressure: the client took this page
+                await self._write_page(chunk)
             if count < page:
                 return last
 

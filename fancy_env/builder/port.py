@@ -51,18 +51,18 @@ class ServiceBuilds:
         return await self._service.request(user, repo, ref, subdir)
 
     async def get(self, build_id: str) -> Build | None:
-        return self._service.store.get(build_id)
+        return await self._service.store.get(build_id)
 
     async def requested_by(self, build_id: str, user: str) -> Build | None:
-        build = self._service.store.get(build_id)
+        build = await self._service.store.get(build_id)
         if build is None:
             return None
-        if build.user == user or user in self._service.store.users(build.id):
+        if build.user == user or user in await self._service.store.users(build.id):
             return build
         return None
 
     async def history(self, user: str, limit: int = 100) -> list[Build]:
-        return list(self._service.store.history(user=user, limit=limit))
+        return list(await self._service.store.history(user=user, limit=limit))
 
     def normalise(self, repo: str, ref: str = "", subdir: str = "") -> RepoSpec:
         return parse_repo(repo, ref, subdir, self._service.policy)
@@ -76,4 +76,4 @@ class ServiceBuilds:
         return self._service.access.credentials
 
     async def is_private(self, repo: str) -> bool:
-        return bool(self._service.store.private_repo(repo))
+        return bool(await self._service.store.private_repo(repo))

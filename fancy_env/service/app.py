@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sqlalchemy.engine import make_url
 from tornado.web import Application as WebApplication
 
 from ..builder.app import BuilderApp
@@ -22,6 +21,7 @@ from ..builder.gc import Collector
 from ..builder.port import ServiceBuilds
 from ..builder.routes import Route
 from ..builder.service import BuildService
+from ..dbengine import shown
 from ..sharing.binder_pages import FancyEnvBinder
 from ..sharing.config import FancyEnvSharing, SharingContext
 from ..sharing.links import redact_codes
@@ -39,22 +39,23 @@ class FancyEnvService(BuilderApp):
         install_log_redaction()
         super().initialize(argv)
 
-    def make_sharing(self, service: BuildService) -> SharingContext | None:
+    async def make_sharing(self, service: BuildService) -> SharingContext | None:
         """The sharing context; None (and a log line) when there is no hub to ask."""
         if not os.environ.get("JUPYTERHUB_API_TOKEN") or not os.environ.get("JUPYTERHUB_API_URL"):
             self.log.info("sharing is off: not running as a JupyterHub service")
             return None
         config = FancyEnvSharing(parent=self)
         # one engine per database: share the build store's (its SQLite settings included)
-        ctx = SharingContext.create(
+        ctx = await SharingContext.create(
             config, ServiceBuilds(service, self.service_prefix), self.db_url,
             self.service_prefix, profiles=config.profiles(), engine=service.store.engine,
         )  # fmt: skip
-        shown = make_url(self.db_url).render_as_string(hide_password=True)  # never the password
-        self.log.info("sharing routes under %s (links table in %s)", self.service_prefix, shown)
+        self.log.info(  # never the password
+            "sharing routes under %s (links table in %s)", self.service_prefix, shown(self.db_url)
+        )
         return ctx
 
-    def make_web_app(
+    async def make_web_app(
         self,
         service: BuildService,
         web: WebContext | None = None,
@@ -62,12 +63,12 @@ class FancyEnvService(BuilderApp):
         extra_routes: Any = (),
     ) -> WebApplication:
         web = web or self.make_web_context()
-        ctx = self.make_sharing(service)
+        ctx = await self.make_sharing(service)
         routes: list[Route] = list(extra_routes)
         if ctx is not None:
             collector = collector or self.make_collector(service, ctx.store.in_use)
             routes += sharing_routes(web, ctx, FancyEnvBinder(parent=self))
-        return super().make_web_app(service, web, collector, routes)
+        return await super().make_web_app(service, web, collector, routes)
 
 
 def main(argv: list[str] | None = None) -> None:

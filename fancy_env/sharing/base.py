@@ -103,7 +103,7 @@ class SharingHandler(ServiceHandler):
         refusal = check_spec(ctx.profiles, self.current_user, spec)
         if refusal:  # whatever the credential: token, cookie or form ticket
             raise FancyError(403, f"you may not share this environment: {refusal}")
-        recent = ctx.store.created_since(self.username, now - policy.rate_window)
+        recent = await ctx.store.created_since(self.username, now - policy.rate_window)
         decision = L.check_rate(recent, now, policy.rate_limit, policy.rate_window)
         if not decision.allowed:
             raise FancyError(
@@ -114,7 +114,7 @@ class SharingHandler(ServiceHandler):
             )
         code = L.new_code()
         link = L.Link(L.new_link_id(), L.hash_code(code), self.username, spec, now, expires_at)
-        ctx.store.add(link)
+        await ctx.store.add(link)
         return link, code
 
     def normalise_repo(self, spec: L.LinkSpec) -> L.LinkSpec:

@@ -159,7 +159,7 @@ class SharingContext:
     profiles: Any = None  # Sequence[fancy_env.profiles.Profile] when the service knows them
 
     @classmethod
-    def create(
+    async def create(
         cls,
         config: FancyEnvSharing,
         builds: Builds,
@@ -169,7 +169,7 @@ class SharingContext:
         profiles: Any = None,
         engine: Any = None,
     ) -> SharingContext:
-        """`engine`: an open SQLAlchemy engine on `db_url` to share (the build service's)."""
+        """`engine`: an open asyncio engine on `db_url` to share (the build service's)."""
         hub_api = config.hub_api_url or os.environ.get("JUPYTERHUB_API_URL", "")
         if not hub_api:
             raise ValueError("FancyEnvSharing.hub_api_url or $JUPYTERHUB_API_URL is required")
@@ -177,7 +177,7 @@ class SharingContext:
             hub_prefix = _hub_prefix(prefix)
         return cls(
             config=config,
-            store=LinkStore(db_url, engine=engine),
+            store=await LinkStore.open(db_url, engine=engine),
             hub=HubAPI(hub_api),
             builds=builds,
             prefix=prefix if prefix.endswith("/") else prefix + "/",

@@ -42,28 +42,28 @@ class CredentialsBase(SharingHandler):
     def policy(self) -> Any:
         return self.ctx.builds.policy
 
-    def listing(self) -> list[dict[str, Any]]:
+    async def listing(self) -> list[dict[str, Any]]:
         return [
             {"host": host_label(row["origin"]), "origin": row["origin"], "created": row["created"]}
-            for row in self.store().listing(self.username)
+            for row in await self.store().listing(self.username)
         ]
 
-    def save(self, body: Mapping[str, Any]) -> tuple[str, bool]:
+    async def save(self, body: Mapping[str, Any]) -> tuple[str, bool]:
         """Validate and store; (origin, replaced). CredentialError names the field."""
         store = self.store()
         origin = parse_host(body.get("host"), self.policy())
         token = check_token(body.get("token"))
         username = check_username(body.get("username"))
-        check_count(store.count(self.username), store.has(self.username, origin),
+        check_count(await store.count(self.username), await store.has(self.username, origin),
                     store.max_per_user)  # fmt: skip
-        replaced = store.put(self.username, origin, token, username)
+        replaced = await store.put(self.username, origin, token, username)
         self.log.info("%s %s a credential for %s", self.username,
                       "replaced" if replaced else "stored", origin)  # fmt: skip
         return origin, replaced
 
-    def remove(self, host: Any) -> str:
+    async def remove(self, host: Any) -> str:
         origin = parse_host(host, self.policy())
-        if not self.store().delete(self.username, origin):
+        if not await self.store().delete(self.username, origin):
             raise FancyError(404, f"you store no credential for {host_label(origin)}", "host")
         self.log.info("%s deleted the credential for %s", self.username, origin)
         return origin
@@ -72,32 +72,32 @@ class CredentialsBase(SharingHandler):
 class CredentialsPageHandler(CredentialsBase):
     @web.authenticated
     async def get(self) -> None:
-        self.show()
+        await self.show()
 
     @web.authenticated
     async def post(self) -> None:
         action = self.get_body_argument("action", "save")
         try:
             if action == "delete":
-                origin = self.remove(self.get_body_argument("host", ""))
-                self.show(notice=f"Deleted the credential for {host_label(origin)}.")
+                origin = await self.remove(self.get_body_argument("host", ""))
+                await self.show(notice=f"Deleted the credential for {host_label(origin)}.")
                 return
             if action != "save":
                 raise CredentialError("action", "must be save or delete")
             body = {k: self.get_body_argument(k, "") for k in ("host", "token", "username")}
-            origin, replaced = self.save(body)
+            origin, replaced = await self.save(body)
         except CredentialError as err:
             self.set_status(400)
-            self.show(error=str(err))
+            await self.show(error=str(err))
             return
         verb = "Replaced" if replaced else "Stored"
-        self.show(notice=f"{verb} the credential for {host_label(origin)}.")
+        await self.show(notice=f"{verb} the credential for {host_label(origin)}.")
 
-    def show(self, notice: str = "", error: str = "") -> None:
+    async def show(self, notice: str = "", error: str = "") -> None:
         self.render_page(
             "credentials.html",
             title="Git credentials",
-            credentials=self.listing(),
+            credentials=await self.listing(),
             notice=notice,
             error=error,
             page_url=f"{self.ctx.prefix}credentials",
@@ -110,21 +110,21 @@ class CredentialsAPIHandler(CredentialsBase, APIHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        self.write({"credentials": self.listing()})
+        self.write({"credentials": await self.listing()})
 
     @web.authenticated
     async def post(self) -> None:
         body = self.body()
         if not isinstance(body, dict):
             raise FancyError(400, "the body must be a JSON object {host, token, username}", "body")
-        origin, replaced = self.save(body)  # a CredentialError is a 400 naming its field
-        created = next((c for c in self.listing() if c["origin"] == origin), {})
+        origin, replaced = await self.save(body)  # a CredentialError is a 400 naming its field
+        created = next((c for c in await self.listing() if c["origin"] == origin), {})
         self.set_status(200 if replaced else 201)
         self.write({**created, "replaced": replaced})
 
     @web.authenticated
     async def delete(self) -> None:
-        self.remove(self.get_argument("host", ""))
+        await self.remove(self.get_argument("host", ""))
         self.set_status(204)
         self.finish()
 
@@ -137,7 +137,7 @@ async def private_notice(handler: SharingHandler, repo: str) -> str:
     if store is None or not repo or not await handler.ctx.builds.is_private(repo):
         return ""
     origin = origin_of(repo)
-    if store.has(handler.username, origin):
+    if await store.has(handler.username, origin):
         return ""
     return (
         f"This environment comes from a private repository on {host_label(origin)}. It "

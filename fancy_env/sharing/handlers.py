@@ -38,7 +38,7 @@ class LinkAPIBase(APIHandler):
             "expires_at": link.expires_at,
             "revoked_at": link.revoked_at,
             "state": L.link_state(link, now),
-            "launches": self.ctx.store.launches(link.id),
+            "launches": link.launches,
             "profile": spec.profile,
             "options": dict(spec.options),
             "repo": spec.repo,
@@ -56,8 +56,8 @@ class LinkAPIBase(APIHandler):
             model["full_url"] = f"{self.request.protocol}://{self.request.host}{model['url']}"
         return model
 
-    def owned_link(self, link_id: str) -> L.Link:
-        link = self.ctx.store.by_id(link_id)
+    async def owned_link(self, link_id: str) -> L.Link:
+        link = await self.ctx.store.by_id(link_id)
         if link is None or (link.owner != self.username and not self.is_admin):
             raise FancyError(404, f"no link {link_id} of yours")
         return link
@@ -73,7 +73,7 @@ class LinksAPIHandler(LinkAPIBase):
             owner = None
         limit = self.int_argument("limit", 1, 500, 500)
         offset = self.int_argument("offset", 0, 10_000, 0)
-        links = self.ctx.store.list(owner=owner, limit=offset + limit)[offset:]
+        links = await self.ctx.store.list(owner=owner, limit=limit, offset=offset)
         self.write({"links": [self.link_model(link) for link in links]})
 
     @web.authenticated
@@ -86,32 +86,32 @@ class LinksAPIHandler(LinkAPIBase):
 class LinkAPIHandler(LinkAPIBase):
     @web.authenticated
     async def get(self, link_id: str) -> None:
-        self.write(self.link_model(self.owned_link(link_id)))
+        self.write(self.link_model(await self.owned_link(link_id)))
 
     @web.authenticated
     async def patch(self, link_id: str) -> None:
-        link = self.owned_link(link_id)
+        link = await self.owned_link(link_id)
         changes = L.parse_link_update(self.body(), time.time(), self.ctx.config.policy())
         if link.revoked_at is not None:
             changes.pop("revoked_at", None)  # keep the first revocation time
-        updated = self.ctx.store.update(link.id, **changes) or link
+        updated = await self.ctx.store.update(link.id, **changes) or link
         self.write(self.link_model(updated))
 
     @web.authenticated
     async def delete(self, link_id: str) -> None:
-        link = self.owned_link(link_id)
+        link = await self.owned_link(link_id)
         if link.revoked_at is None:
-            self.ctx.store.update(link.id, revoked_at=time.time())
+            await self.ctx.store.update(link.id, revoked_at=time.time())
         self.set_status(204)
         self.finish()
 
 
 class LinkPageBase(SharingHandler):
-    def find_link(self, code: str) -> L.Link:
+    async def find_link(self, code: str) -> L.Link:
         """The active link for `code`, or an error page: 404 unknown/revoked, 410 expired."""
         link = None
         if L.is_well_formed_code(code):
-            link = self.ctx.store.by_code_hash(L.hash_code(code))
+            link = await self.ctx.store.by_code_hash(L.hash_code(code))
         state = L.link_state(link, time.time()) if link else "revoked"
         if link is None or state == "revoked":
             self.fail_page(
@@ -149,7 +149,7 @@ class LinkPageBase(SharingHandler):
 class LinkPageHandler(LinkPageBase):
     @web.authenticated
     async def get(self, code: str) -> None:
-        link = self.find_link(code)
+        link = await self.find_link(code)
         self.check_permission(link)
         flow = LaunchFlow(self, link)
         situation = await flow.situation()
@@ -175,7 +175,7 @@ class LinkPageHandler(LinkPageBase):
 class LinkLaunchHandler(LinkPageBase):
     @web.authenticated
     async def post(self, code: str) -> None:
-        link = self.find_link(code)
+        link = await self.find_link(code)
         self.check_permission(link)
         action = self.get_body_argument("action", "launch")
         if action not in ("launch", "replace", "named"):

@@ -99,7 +99,7 @@ class LaunchFlow:
             return
         if not result.ok:
             self.refused(result)
-        self.ctx.store.record_launch(self.link.id, time.time())
+        await self.ctx.store.record_launch(self.link.id, time.time())
         pending = f"{self.ctx.hub_prefix}spawn-pending/{quote(self.user, safe='')}"
         self.handler.redirect(pending + (f"/{quote(server, safe='')}" if server else ""))
 

@@ -134,6 +134,7 @@ class Link:
     created: float
     expires_at: float | None = None
     revoked_at: float | None = None
+    launches: int = 0  # servers started through it (read with the link, never per row)
 
 
 def link_state(link: Link, now: float) -> LinkState:

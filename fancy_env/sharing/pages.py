@@ -76,7 +76,7 @@ class MyLinksPageHandler(SharingHandler):
         self.render_page(
             "mylinks.html",
             title="Environment links",
-            links=self.ctx.store.list(owner=None if show_all else self.username),
+            links=await self.ctx.store.list(owner=None if show_all else self.username),
             now=time.time(),
             show_all=show_all,
             is_admin=self.is_admin,

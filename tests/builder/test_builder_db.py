@@ -24,41 +24,59 @@ def build(build_id: str, **kw: object) -> Build:
     return Build(id=build_id, created=NOW, **{**values, **kw})
 
 
-def test_types_and_longest_allowed_values(db_url: str) -> None:
-    store = Store(db_url)
+async def test_types_and_longest_allowed_values(db_url: str) -> None:
+    store = await Store.open(db_url)
     repo = "https://h/" + "r" * (MAX_REPO_LENGTH - 10)
     ref, subdir = "b" * MAX_REF_LENGTH, "s" * MAX_SUBDIR_LENGTH
-    store.add_build(build("a" * 32, repo=repo, ref=ref, subdir=subdir, commit="c" * 64))
-    store.update("a" * 32, status="built", cache_hit=True, started=NOW + 0.5, finished=NOW + 2)
-    got = store.get("a" * 32)
+    await store.add_build(build("a" * 32, repo=repo, ref=ref, subdir=subdir, commit="c" * 64))
+    await store.update(
+        "a" * 32, status="built", cache_hit=True, started=NOW + 0.5, finished=NOW + 2
+    )
+    got = await store.get("a" * 32)
     assert got is not None and (got.repo, got.ref, got.subdir) == (repo, ref, subdir)
     assert got.cache_hit is True and got.status == "built"
     assert (got.created, got.started, got.finished) == (NOW, NOW + 0.5, NOW + 2)  # double
-    assert store.active() == [] and [b.id for b in store.history(user="alice")] == ["a" * 32]
-    assert store.last_seq("a" * 32) == 0 and store.last_seq("nope") == 0
-    store.close()
+    assert list(await store.active()) == []
+    assert [b.id for b in await store.history(user="alice")] == ["a" * 32]
+    assert await store.last_seq("a" * 32) == 0 and await store.last_seq("nope") == 0
+    await store.close()
 
 
-def test_log_lines_with_nul_bytes_are_kept(db_url: str) -> None:
+async def test_log_lines_with_nul_bytes_are_kept(db_url: str) -> None:
     """A build's output may hold NUL bytes; PostgreSQL text refuses them, so the store writes
     U+FFFD instead (on both databases) rather than losing the log or the build."""
-    store = Store(db_url)
+    store = await Store.open(db_url)
     first = BuildEvent("b1", 1, "fetching", "clone\x00d", NOW, None)
-    store.add_build(build("b1"), lines=[first])
-    store.add_lines(BuildEvent("b1", i, "building", f"line {i}\x00", NOW + i, None)
-                    for i in range(2, 6))  # fmt: skip
-    store.update("b1", status="failed", reason="exit 1: \x00oops")
-    lines = store.lines("b1", after=1)
-    assert [e.seq for e in lines] == [2, 3, 4, 5] and store.last_seq("b1") == 5
-    assert store.lines("b1")[0].message == "clone\ufffdd"
+    await store.add_build(build("b1"), lines=[first])
+    await store.add_lines(BuildEvent("b1", i, "building", f"line {i}\x00", NOW + i, None)
+                          for i in range(2, 6))  # fmt: skip
+    await store.update("b1", status="failed", reason="exit 1: \x00oops")
+    lines = await store.lines("b1", after=1)
+    assert [e.seq for e in lines] == [2, 3, 4, 5] and await store.last_seq("b1") == 5
+    assert (await store.lines("b1"))[0].message == "clone\ufffdd"
     assert lines[-1].message == "line 5\ufffd"
-    got = store.get("b1")
+    got = await store.get("b1")
     assert got is not None and got.reason == "exit 1: \ufffdoops"
-    store.close()
+    pages = [[e.seq for e in page] async for page in store.pages("b1", after=0, page=2)]
+    assert pages == [[1, 2], [3, 4], [5]]
+    await store.close()
+
+
+async def test_log_flush_with_the_result_is_one_transaction(db_url: str) -> None:
+    """The last lines of a build and its result are stored together (or not at all)."""
+    store = await Store.open(db_url)
+    await store.add_build(build("b2"))
+    last = BuildEvent("b2", 1, "built", "Built x", NOW, "x")
+    await store.add_lines([last], "b2", status="built", reason="", finished=NOW + 1)
+    await store.add_lines([], "b2", digest="sha256:" + "0" * 64)  # values alone
+    got = await store.get("b2")
+    assert got is not None and (got.status, got.finished) == ("built", NOW + 1)
+    assert got.digest == "sha256:" + "0" * 64 and await store.last_seq("b2") == 1
+    await store.close()
 
 
 RACE = """
-import sys, time
+import asyncio, sys, time
 from pathlib import Path
 from fancy_env.builder.db import Store
 from fancy_env.sharing.store import LinkStore
@@ -66,10 +84,13 @@ url, go, launches = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 go.with_name(f"ready-{sys.argv[4]}").touch()
 while not go.exists():
     time.sleep(0.002)
-Store(url).close()
-links = LinkStore(url)
-for _ in range(launches):
-    links.record_launch("l1", time.time())
+async def main():
+    await (await Store.open(url)).close()
+    links = await LinkStore.open(url)
+    for _ in range(launches):
+        await links.record_launch("l1", time.time())
+    await links.close()
+asyncio.run(main())
 """
 
 
@@ -94,10 +115,13 @@ def run_together(db_url: str, tmp_path: Path, processes: int, launches: int) -> 
     return errors
 
 
-def test_processes_starting_together_on_one_database(db_url: str, tmp_path: Path) -> None:
+async def test_processes_starting_together_on_one_database(db_url: str, tmp_path: Path) -> None:
     """Service processes (replicas, or a restart overlapping the old process) create the
     schema at the same moment, then count launches of one link at the same time: no start
     fails and no launch is lost."""
-    LinkStore(db_url).add(L.Link("l1", "h" * 64, "alice", L.LinkSpec("small"), NOW, None))
+    links = await LinkStore.open(db_url)
+    await links.add(L.Link("l1", "h" * 64, "alice", L.LinkSpec("small"), NOW, None))
     assert run_together(db_url, tmp_path, processes=3, launches=30) == []
-    assert LinkStore(db_url).launches("l1") == 90
+    assert await links.launches("l1") == 90
+    assert [link.launches for link in await links.list()] == [90]
+    await links.close()

@@ -116,7 +116,8 @@ def lazy_package(tmp_path: Path) -> Path:
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "high.py").write_text("from . import low\n\nVALUE = low.twice(2)\n")
-    (pkg / "low.py").write_text(textwrap.dedent("""
+    (pkg / "low.py").write_text(
+        textwrap.dedent("""
         def twice(n):
             return 2 * n
 
@@ -125,7 +126,8 @@ def lazy_package(tmp_path: Path) -> Path:
             from . import high  # the lazy import that would hide the cycle
 
             return high.VALUE
-    """))
+    """)
+    )
     (tmp_path / ".importlinter").write_text(LAZY_CONFIG)
     return tmp_path
 
