@@ -162,6 +162,7 @@ class APIHandler(SharingHandler):
 
     html_errors = False
     accepts_ticket = True
+    message_names_field = True  # the sharing API's messages say "field: message"
 
     def body(self) -> Any:
         return self.json_body()

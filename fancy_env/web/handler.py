@@ -24,7 +24,7 @@ from tornado.web import HTTPError, RequestHandler
 from .. import tickets
 from ..errors import FancyError
 from ..webheaders import set_security_headers
-from ..webinput import InputError, int_param, parse_json_body
+from ..webinput import int_param, parse_json_body
 from .context import WebContext
 
 SERVER_ERROR = "Something went wrong on our side; the service log has the details."
@@ -60,6 +60,7 @@ class ServiceHandler(HubOAuthenticated, RequestHandler):
     html_errors = False  # pages: errors as the page template; the API: JSON
     accepts_ticket = True  # the spawn form's ticket (pages take the hub cookie only)
     login_required = True  # False: anonymous requests are served (health, metrics)
+    message_names_field = False  # JSON `message` as "field: message" (the sharing API's form)
     identity: Identity | None = None
 
     def initialize(self, web: WebContext, **_: Any) -> None:
@@ -185,10 +186,8 @@ class ServiceHandler(HubOAuthenticated, RequestHandler):
         return parse_json_body(self.request.body, self.web.max_body_bytes, self.web.max_json_depth)
 
     def int_argument(self, name: str, low: int, high: int, default: int) -> int:
-        try:
-            return int_param(self.get_argument(name, None), name, low, high, default)
-        except InputError as e:
-            raise InputError(e.status, e.field, f"{name} {e.message}") from None
+        """An integer query parameter in [low, high]; else an InputError naming it."""
+        return int_param(self.get_argument(name, None), name, low, high, default)
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -229,6 +228,8 @@ class ServiceHandler(HubOAuthenticated, RequestHandler):
                 status_code, title, text or (SERVER_ERROR if status_code >= 500 else "")
             )
             return
+        if field and self.message_names_field:
+            message = f"{field}: {message}"
         body: dict[str, Any] = {"status": status_code, "message": message or title}
         if field:
             body["field"] = field
