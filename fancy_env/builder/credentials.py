@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Configurable
 
-from .db import create_schema
+from .. import migrate
 from .forge_auth import GitAuth
 
 
@@ -90,7 +90,8 @@ class CredentialStore:
         self.key_file = key_file
         self.max_per_user = max_per_user
         self._fernet: Any = None
-        create_schema(engine, CredBase.metadata)
+        with engine.connect() as conn:  # the table is in the builds schema
+            migrate.upgrade(conn, "builds")
         keys = load_keys(key_file, create=False)  # checked at start-up; made on first use
         if keys:
             self._use(keys)

@@ -4,14 +4,14 @@ SQLite by default (WAL journal, so readers never wait for the writer), any SQLAl
 works (PostgreSQL on Kubernetes). Calls are short, synchronous and indexed: each one is a
 single small query (logs are read in pages), so the event loop is never held for long.
 
-No migrations yet: columns added after the first release are added at start-up when a
-database made by an older release lacks them (`_add_missing_columns`).
+The tables are made and upgraded at start-up by `fancy_env.migrate` (Alembic, schema
+"builds"); a change to these models needs a revision in `fancy_env/migrations/builds/`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -26,14 +26,13 @@ from sqlalchemy import (
     false,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from .. import migrate
 from .events import ACTIVE_PHASES, BuildEvent
 
 
@@ -146,47 +145,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-#: columns added after the first release, with the DDL that adds them to an older database
-#: (FALSE, not 0, as a boolean default: PostgreSQL refuses 0)
-ADDED_COLUMNS = (
-    ("log_truncated", "BOOLEAN NOT NULL DEFAULT FALSE"),
-    ("rebuild", "BOOLEAN NOT NULL DEFAULT FALSE"),
-    ("rebuild_of", "VARCHAR(32) NOT NULL DEFAULT ''"),
-    ("digest", "VARCHAR(128) NOT NULL DEFAULT ''"),
-    ("private", "BOOLEAN NOT NULL DEFAULT FALSE"),
-)
-
-
-def _add_missing_columns(conn: Connection) -> None:
-    """Add the columns a database made by an older release lacks (issue 10 brings Alembic);
-    runs inside `create_schema`'s locked transaction."""
-    present = {c["name"] for c in inspect(conn).get_columns("builds")}
-    for name, ddl in ADDED_COLUMNS:
-        if name not in present:
-            conn.execute(text(f"ALTER TABLE builds ADD COLUMN {name} {ddl}"))
-
-
-#: pg_advisory_xact_lock key held while the schema is created (fancy_env's own tables)
-SCHEMA_LOCK = 0x66616E6379  # "fancy"
-
-
-def create_schema(
-    engine: Engine, metadata: Any, upgrade: Callable[[Connection], None] | None = None
-) -> None:
-    """Create missing tables, then run `upgrade(conn)` (e.g. add columns an older database
-    lacks), in one transaction that first takes a lock (PostgreSQL: an advisory lock; SQLite:
-    the write lock), so service processes starting together on one database take turns
-    instead of failing on each other's CREATE TABLE or ALTER TABLE."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-        elif conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        metadata.create_all(conn)
-        if upgrade is not None:
-            upgrade(conn)
-
-
 class Store:
     """Short synchronous queries on the build tables."""
 
@@ -194,7 +152,8 @@ class Store:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        create_schema(self.engine, Base.metadata, _add_missing_columns)
+        with self.engine.connect() as conn:
+            migrate.upgrade(conn, "builds")
         self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
 
     def add_build(

@@ -16,7 +16,7 @@ from sqlalchemy import Float, Index, Integer, String, Text, create_engine, func,
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from ..builder.db import create_schema
+from .. import migrate
 from .links import Link, LinkSpec
 
 
@@ -96,7 +96,8 @@ class LinkStore:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False}
         self.engine = engine or create_engine(url, **kwargs)
-        create_schema(self.engine, Base.metadata)
+        with self.engine.connect() as conn:
+            migrate.upgrade(conn, "links")
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:
