@@ -25,6 +25,7 @@ made by a development build whose columns came in another order is upgraded too.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,9 @@ from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+
+# Alembic is imported in the functions that need it: it loads (about 0.3 s) only when a schema
+# is upgraded or looked at, not wherever a store module is imported.
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +111,9 @@ def _config(schema: Schema, conn: Connection | None = None) -> Any:
     return cfg
 
 
+@functools.cache
 def head(schema: str) -> str:
-    """The newest revision of `schema` this release has."""
+    """The newest revision of `schema` this release has (read once: about 8 ms)."""
     from alembic.script import ScriptDirectory
 
     found = ScriptDirectory.from_config(_config(_schema(schema))).get_current_head()
@@ -212,6 +217,17 @@ def run_env(context: Any) -> None:
     context.configure(connection=conn, version_table=attributes["version_table"])
     with context.begin_transaction():
         context.run_migrations()
+
+
+def log_to(logger: logging.Logger) -> None:
+    """Send what an upgrade logs (ours and Alembic's `Running upgrade a -> b`) to `logger`'s
+    handlers, e.g. a traitlets application's log, which does not propagate to the root."""
+    for name in (__name__, "alembic.runtime.migration"):
+        child = logging.getLogger(name)
+        child.setLevel(logging.INFO)
+        for handler in logger.handlers:
+            if handler not in child.handlers:
+                child.addHandler(handler)
 
 
 # helpers for the revisions from before migrations (they add only what is missing)

@@ -29,7 +29,7 @@ from fancy_env.cli import main
 from fancy_env.sharing import links as L
 from fancy_env.sharing.store import Base as LinkBase
 from fancy_env.sharing.store import LinkStore
-from tests.support.builder import ROOT
+from tests.support.builder import ROOT, BuilderProcess
 from tests.support.net import wait_for
 
 NOW = 1_800_000_000.25
@@ -350,3 +350,37 @@ def test_db_command(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     if password:
         main(["db", "current", "--url", db_url])
         assert str(password) not in capsys.readouterr().out  # never printed
+
+
+def async_url(url: str) -> str:
+    return url.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
+
+
+async def test_upgrade_through_an_async_connection(db_url: str) -> None:
+    """What the asyncio stores do: `AsyncConnection.run_sync(upgrade, schema)`."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(async_url(db_url))
+    try:
+        for _ in range(2):  # made, then a no-op
+            async with engine.connect() as conn:
+                for schema in migrate.SCHEMAS:
+                    await conn.run_sync(migrate.upgrade, schema)
+        async with engine.connect() as conn:
+            for schema in migrate.SCHEMAS:
+                assert await conn.run_sync(migrate.current, schema) == migrate.head(schema)
+                assert await conn.run_sync(schema_diff, schema) == []
+    finally:
+        await engine.dispose()
+
+
+def test_the_service_log_names_the_upgrade(builder: BuilderProcess) -> None:
+    """A real service start on an empty database: the upgrade shows in its log; a restart
+    finds nothing to do."""
+    log = builder.log_path.read_text()
+    assert "upgrading the builds schema from empty to b05_private" in log
+    assert "Running upgrade b04_digest -> b05_private" in log
+    builder.stop()
+    size = builder.log_path.stat().st_size
+    builder.start()
+    assert "upgrading" not in builder.log_path.read_text()[size:]
