@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 # Alembic is imported in the functions that need it: it loads (about 0.3 s) only when a schema
 # is upgraded or looked at, not wherever a store module is imported.
@@ -261,6 +263,10 @@ def main_db(argv: list[str]) -> int:
     args = p.parse_args(argv)
     url = make_url(args.url)
     shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").is_file():
+        why = "the service makes it at its first start; an absolute path is sqlite:////srv/..."
+        print(f"fancy-env db: no SQLite database at {url.database!r} ({why})", file=sys.stderr)
+        return 1
     engine = create_engine(url)
     try:
         for name in args.schema or sorted(SCHEMAS):
@@ -270,8 +276,8 @@ def main_db(argv: list[str]) -> int:
                 at = current(conn, name)
             state = "head" if at == head(name) else f"head is {head(name)}"
             print(f"{shown} {name}: {at or 'no version table'} ({state})")
-    except MigrationError as e:
-        print(f"fancy-env db: {e}")
+    except (MigrationError, SQLAlchemyError) as e:
+        print(f"fancy-env db: {shown}: {e}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()

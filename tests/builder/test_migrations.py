@@ -339,6 +339,11 @@ def test_processes_starting_together_on_an_empty_database(db_url: str, tmp_path:
 
 
 def test_db_command(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    if db_url.startswith("sqlite"):  # a mistyped path is not made into an empty database
+        assert main(["db", "current", "--url", db_url]) == 1
+        assert "no SQLite database at" in capsys.readouterr().err
+        assert not Path(make_url(db_url).database or "").exists()
+        create_engine(db_url).connect().close()
     assert main(["db", "current", "--url", db_url]) == 0
     assert "builds: no version table" in capsys.readouterr().out
     assert main(["db", "upgrade", "--url", db_url, "--schema", "links"]) == 0
