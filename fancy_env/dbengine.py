@@ -13,25 +13,23 @@ Configured URLs keep their forms; the driver is chosen here:
 Anything else is refused with the URL shown without its password (`shown`), which is also the
 only form this package ever logs.
 
-The schema step (`prepare_schema`) runs a synchronous function on a connection through
-`AsyncConnection.run_sync`, in one transaction that first takes a lock (PostgreSQL: an
-advisory lock; SQLite: the write lock), so service processes starting together on one
-database take turns instead of failing on each other's CREATE TABLE or ALTER TABLE.
+The schemas are made and upgraded by `fancy_env.migrate` (Alembic; synchronous, on a
+connection), run through `AsyncConnection.run_sync` (`upgrade_schema`); it takes a lock first
+(PostgreSQL: an advisory lock; SQLite: the write lock), so service processes starting
+together on one database take turns.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
-#: pg_advisory_xact_lock key held while the schema is created (fancy_env's own tables)
-SCHEMA_LOCK = 0x66616E6379  # "fancy"
+from . import migrate
 
 #: connections kept open per engine (one engine per service process and database)
 POOL_SIZE = 5
@@ -102,33 +100,9 @@ def make_engine(url: str | URL) -> AsyncEngine:
     return engine
 
 
-def locked(step: Callable[[Connection], None]) -> Callable[[Connection], None]:
-    """`step(conn)` behind the schema lock (PostgreSQL advisory lock, SQLite write lock)."""
-
-    def run(conn: Connection) -> None:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-        elif conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        step(conn)
-
-    return run
-
-
-def create_tables(
-    metadata: Any, upgrade: Callable[[Connection], None] | None = None
-) -> Callable[[Connection], None]:
-    """A schema step: create missing tables of `metadata`, then `upgrade(conn)`."""
-
-    def step(conn: Connection) -> None:
-        metadata.create_all(conn)
-        if upgrade is not None:
-            upgrade(conn)
-
-    return step
-
-
-async def prepare_schema(engine: AsyncEngine, step: Callable[[Connection], None]) -> None:
-    """Run the synchronous schema `step(conn)` in one locked transaction (see module doc)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(locked(step))
+async def upgrade_schema(engine: AsyncEngine, schema: str) -> None:
+    """Make or upgrade `schema` ("builds" or "links": `fancy_env.migrate`, Alembic) on a
+    connection of `engine`: migrate's synchronous `upgrade(conn, schema)` through
+    `AsyncConnection.run_sync` (it takes the schema lock and commits)."""
+    async with engine.connect() as conn:
+        await conn.run_sync(migrate.upgrade, schema)

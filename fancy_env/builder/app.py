@@ -22,7 +22,7 @@ from tornado.web import Application as WebApplication
 from traitlets import Bool, Bytes, Enum, Float, Int, List, Set, Unicode, default
 from traitlets.config import Application, Config
 
-from .. import configdata
+from .. import configdata, migrate
 from .._version import __version__
 from ..dbengine import private_sqlite_file
 from ..hubconfig import CONFIG_ENV, SERVICE_FILE_ENV, read_service_file
@@ -397,6 +397,7 @@ class BuilderApp(Application):
 
     def initialize(self, argv: list[str] | None = None) -> None:
         super().initialize(argv)
+        migrate.log_to(self.log)  # schema upgrades at start show in the service log
         from_file = self._service_file().get("config")
         if from_file:  # written by fancy_env.setup(c); the config file and command line win
             self.update_config(Config(from_file))

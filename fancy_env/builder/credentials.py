@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Configurable
 
-from ..dbengine import create_tables, prepare_schema
+from ..dbengine import upgrade_schema
 from .forge_auth import GitAuth
 
 
@@ -95,10 +95,10 @@ class CredentialStore:
     async def open(
         cls, engine: AsyncEngine, key_file: str, max_per_user: int = 10
     ) -> CredentialStore:
-        """The store, its table created, its key file checked (and rows re-encrypted when
-        the file holds more than one key)."""
+        """The store, its table made or upgraded (it is in the builds schema), its key file
+        checked (and rows re-encrypted when the file holds more than one key)."""
         store = cls(engine, key_file, max_per_user)
-        await prepare_schema(engine, create_tables(CredBase.metadata))
+        await upgrade_schema(engine, "builds")
         keys = load_keys(key_file, create=False)  # checked at start-up; made on first use
         if keys:
             store._use(keys)

@@ -6,8 +6,9 @@ so no query ever blocks the event loop. `await Store.open(url)` makes the engine
 schema; every method is a coroutine running one short indexed statement (logs are read in
 pages, written in batches).
 
-Columns added after the first release are added at start-up when a database made by an
-older release lacks them (`add_missing_columns`, the schema step run through `run_sync`).
+The tables are made and upgraded at start-up by `fancy_env.migrate` (Alembic, schema
+"builds", its sync `upgrade(conn, "builds")` run through `AsyncConnection.run_sync`); a
+change to these models needs a revision in `fancy_env/migrations/builds/`.
 """
 
 from __future__ import annotations
@@ -26,16 +27,13 @@ from sqlalchemy import (
     false,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ..dbengine import create_tables, make_engine, prepare_schema
+from ..dbengine import make_engine, upgrade_schema
 from .events import ACTIVE_PHASES, BuildEvent
 
 
@@ -145,30 +143,6 @@ def _rows(events: Iterable[BuildEvent]) -> list[dict[str, Any]]:
     ]
 
 
-#: columns added after the first release, with the DDL that adds them to an older database
-#: (FALSE, not 0, as a boolean default: PostgreSQL refuses 0)
-ADDED_COLUMNS = (
-    ("log_truncated", "BOOLEAN NOT NULL DEFAULT FALSE"),
-    ("rebuild", "BOOLEAN NOT NULL DEFAULT FALSE"),
-    ("rebuild_of", "VARCHAR(32) NOT NULL DEFAULT ''"),
-    ("digest", "VARCHAR(128) NOT NULL DEFAULT ''"),
-    ("private", "BOOLEAN NOT NULL DEFAULT FALSE"),
-)
-
-
-def add_missing_columns(conn: Connection) -> None:
-    """Add the columns a database made by an older release lacks (sync, on a connection:
-    runs through `run_sync` inside the locked schema transaction)."""
-    present = {c["name"] for c in inspect(conn).get_columns("builds")}
-    for name, ddl in ADDED_COLUMNS:
-        if name not in present:
-            conn.execute(text(f"ALTER TABLE builds ADD COLUMN {name} {ddl}"))
-
-
-#: the build tables' schema step (create missing tables, then add missing columns)
-SCHEMA_STEP = create_tables(Base.metadata, add_missing_columns)
-
-
 class Store:
     """Short awaited queries on the build tables."""
 
@@ -182,7 +156,7 @@ class Store:
     async def open(cls, url: str, engine: AsyncEngine | None = None) -> Store:
         """The store on `url` (or on an open `engine`), its tables created or upgraded."""
         engine = engine or make_engine(url)
-        await prepare_schema(engine, SCHEMA_STEP)
+        await upgrade_schema(engine, "builds")
         return cls(engine)
 
     async def add_build(

@@ -27,6 +27,7 @@ class Journal:
         self.name = name
         self._tail: asyncio.Task[Any] | None = None
         self.pending_flush: asyncio.Task[Any] | None = None  # a flush not started yet
+        self.final_queued = False  # the build's last flush (lines and result) is queued
 
     def submit(self, write: Callable[[], Awaitable[Any]], what: str = "") -> asyncio.Task[Any]:
         """Run `write()` after every write submitted before it; its task (failures are

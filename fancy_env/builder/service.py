@@ -495,17 +495,24 @@ class BuildService:
             return journal.pending_flush
         task = journal.submit(lambda: self._store_pending(active, result), "log lines")
         journal.pending_flush = None if result is not None else task
+        journal.final_queued = journal.final_queued or result is not None
         return task
 
     async def _store_pending(self, active: ActiveBuild, result: dict[str, Any] | None) -> None:
-        if active.journal.pending_flush is asyncio.current_task():
-            active.journal.pending_flush = None  # started: later lines need a later flush
+        journal = active.journal
+        if journal.pending_flush is asyncio.current_task():
+            journal.pending_flush = None  # started: later lines need a later flush
+        if result is None and journal.final_queued:
+            return  # the last flush takes them, with the result (watchers see both at once)
         lines = active.take_unflushed()
         try:
             await self.store.add_lines(lines, active.id, **(result or {}))
         except Exception:
             active.unflushed[:0] = lines
             raise
+        finally:
+            if result is not None:
+                journal.final_queued = False
         active.publish(active.seq - len(active.unflushed))
 
     def flush_all(self) -> None:

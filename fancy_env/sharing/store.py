@@ -1,6 +1,7 @@
 """Storage of environment links (SQLAlchemy; same database URL as the build service).
 
-Our own table, `fancy_env_links`, created on start if missing, in whatever database the build
+Our own table, `fancy_env_links`, made or upgraded on start (`fancy_env.migrate`, schema
+"links"), in whatever database the build
 service uses (SQLite by default, PostgreSQL on a cluster). Only the SHA-256 digest of a code is
 stored. Calls are short awaited statements through SQLAlchemy's asyncio API (see
 `fancy_env.dbengine`); a listing is one query (each link's launch count is a column of its
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..builder.gc import LinkInUse
-from ..dbengine import create_tables, make_engine, prepare_schema
+from ..dbengine import make_engine, upgrade_schema
 from .links import Link, LinkSpec
 
 
@@ -91,10 +92,6 @@ def _to_link(row: LinkRow) -> Link:
     )
 
 
-#: the links table's schema step
-SCHEMA_STEP = create_tables(Base.metadata)
-
-
 class LinkStore:
     """Create, find, list and change links (`await LinkStore.open(url)`)."""
 
@@ -106,7 +103,7 @@ class LinkStore:
     async def open(cls, url: str, engine: AsyncEngine | None = None) -> LinkStore:
         """The store on `url`, or on an open `engine` to share (the build store's)."""
         engine = engine or make_engine(url)
-        await prepare_schema(engine, SCHEMA_STEP)
+        await upgrade_schema(engine, "links")
         return cls(engine)
 
     def session(self) -> AsyncSession:

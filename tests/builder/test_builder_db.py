@@ -1,20 +1,12 @@
-"""The build and link stores on each database (the conftest runs every test on SQLite and on
-PostgreSQL): column types and lengths, NUL bytes in logs, and processes sharing one database."""
+"""The build store on each database (the conftest runs every test on SQLite and on
+PostgreSQL): column types and lengths, NUL bytes in logs. Processes starting together on one
+database: tests/builder/test_migrations.py."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 from fancy_env.builder.db import Build, Store
 from fancy_env.builder.events import BuildEvent
 from fancy_env.repos import MAX_REF_LENGTH, MAX_REPO_LENGTH, MAX_SUBDIR_LENGTH
-from fancy_env.sharing import links as L
-from fancy_env.sharing.store import LinkStore
-from tests.support.builder import ROOT
-from tests.support.net import wait_for
 
 NOW = 1_800_000_000.123456
 
@@ -73,55 +65,3 @@ async def test_log_flush_with_the_result_is_one_transaction(db_url: str) -> None
     assert got is not None and (got.status, got.finished) == ("built", NOW + 1)
     assert got.digest == "sha256:" + "0" * 64 and await store.last_seq("b2") == 1
     await store.close()
-
-
-RACE = """
-import asyncio, sys, time
-from pathlib import Path
-from fancy_env.builder.db import Store
-from fancy_env.sharing.store import LinkStore
-url, go, launches = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-go.with_name(f"ready-{sys.argv[4]}").touch()
-while not go.exists():
-    time.sleep(0.002)
-async def main():
-    await (await Store.open(url)).close()
-    links = await LinkStore.open(url)
-    for _ in range(launches):
-        await links.record_launch("l1", time.time())
-    await links.close()
-asyncio.run(main())
-"""
-
-
-def run_together(db_url: str, tmp_path: Path, processes: int, launches: int) -> list[str]:
-    """Start `processes` Python processes that, once all are ready, create both schemas at
-    the same moment and count `launches` launches each of link l1; the stderr of those that
-    failed."""
-    go = tmp_path / "go"
-    cmd = [sys.executable, "-c", textwrap.dedent(RACE), db_url, str(go), str(launches)]
-    procs = [
-        subprocess.Popen([*cmd, str(i)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-        for i in range(processes)
-    ]
-    wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == processes, timeout=60,
-             what="the racing processes")  # fmt: skip
-    go.touch()
-    errors = []
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        if proc.returncode != 0:
-            errors.append(err[-2000:])
-    return errors
-
-
-async def test_processes_starting_together_on_one_database(db_url: str, tmp_path: Path) -> None:
-    """Service processes (replicas, or a restart overlapping the old process) create the
-    schema at the same moment, then count launches of one link at the same time: no start
-    fails and no launch is lost."""
-    links = await LinkStore.open(db_url)
-    await links.add(L.Link("l1", "h" * 64, "alice", L.LinkSpec("small"), NOW, None))
-    assert run_together(db_url, tmp_path, processes=3, launches=30) == []
-    assert await links.launches("l1") == 90
-    assert [link.launches for link in await links.list()] == [90]
-    await links.close()
