@@ -150,10 +150,13 @@ class ServiceHandler(HubOAuthenticated, RequestHandler):
         return Identity(name, admin, can_build, via_cookie, groups, scopes, kind)
 
     def check_xsrf_cookie(self) -> None:
-        """JupyterHub's XSRF check, for cookie-authenticated requests only (HubAuth calls it
-        before it accepts a cookie on a change; a refused cookie is no identity)."""
+        """JupyterHub's XSRF check, for cookie-authenticated changes only (HubAuth calls it
+        before it accepts a cookie; a refused cookie is no identity). Reads need none: a
+        page's own fetch() of the event stream is a same-origin GET without the token."""
         headers = self.request.headers
         if headers.get("Authorization") or headers.get(tickets.HEADER) or not self.web.hub_auth:
+            return
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
             return
         self.web.hub_auth.check_xsrf_cookie(self)
 
