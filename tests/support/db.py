@@ -25,6 +25,7 @@ default) or, with FANCY_ENV_ALLOW_SKIP=1, is skipped.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
@@ -146,7 +147,13 @@ class Blocking:
                 finally:
                     await store.close()
 
-            return asyncio.run(run())
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(run())
+            # a loop runs in this thread (Playwright's sync API): run on a thread of its own
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, run()).result()
 
         return call
 
