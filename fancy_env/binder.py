@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from .errors import FancyError
 from .repos import RepoError, check_ref
 from .urlpaths import URLPathError, urlpath_from
 
@@ -40,15 +41,12 @@ _PROJECT = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
 _CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
 
 
-class BinderError(ValueError):
+class BinderError(FancyError, ValueError):
     """A refused Binder URL: `field` is `provider`, `spec`, `ref`, `repo`, `urlpath` or
     `labpath`; `status` the HTTP status of the page that says so."""
 
     def __init__(self, field: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.status = status
+        super().__init__(status, message, field)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ commands:
   up      run a complete hub on this machine until Ctrl-C (fancy-env up --help-all)
   build   build an image from a Git repository with the build service (fancy-env build --help)
   gc      remove old images per the retention policy (fancy-env gc --help; --dry-run)
+  db      upgrade the build and links database, or show its revision (fancy-env db --help)
 """
 
 
@@ -461,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
         from .builder.cli_gc import main_gc
 
         return int(main_gc(rest) or 0)
+    if command == "db":
+        from .migrate import main_db
+
+        return main_db(rest)
     if command == "up":
         app = UpApp()
         try:
@@ -471,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         return 0
     print(
-        f"fancy-env: unknown command {command!r} (allowed: up, build, gc)\n{USAGE}",
+        f"fancy-env: unknown command {command!r} (allowed: up, build, gc, db)\n{USAGE}",
         file=sys.stderr,
     )
     return 2

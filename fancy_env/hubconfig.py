@@ -233,7 +233,7 @@ def _service_entry(
     return {
         "name": name,
         "url": f"http://127.0.0.1:{port}",
-        "command": [sys.executable, "-m", "fancy_env.builder"],
+        "command": [sys.executable, "-m", "fancy_env.service"],
         "cwd": str(state),
         "api_token": api_token,
         "oauth_no_confirm": True,

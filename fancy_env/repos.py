@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .errors import FancyError
+
 MAX_REPO_LENGTH = 2048
 MAX_REF_LENGTH = 255
 MAX_SUBDIR_LENGTH = 1024
@@ -33,13 +35,15 @@ _REF_FORBIDDEN = re.compile(r"\.\.|@\{|[~^:?*\[\\]|//|/\.|\.lock(/|$)")
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 
-class RepoError(ValueError):
+class RepoError(FancyError, ValueError):
     """A refused repository input: `field` is the input field, `reason` what is allowed."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+    def __init__(self, field: str, reason: str, status: int = 400) -> None:
+        super().__init__(status, reason, field)
+
+    @property
+    def reason(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)

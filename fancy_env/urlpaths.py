@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
+from .errors import FancyError
+
 #: longest urlpath/labpath accepted, as given and once normalised
 MAX_URLPATH_LENGTH = 1024
 #: the user_options / link / form key that carries the normalised path
@@ -46,13 +48,11 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
-class URLPathError(ValueError):
+class URLPathError(FancyError, ValueError):
     """A refused path; `field` is `urlpath` or `labpath`."""
 
     def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
+        super().__init__(400, message, field)
 
 
 def _forbidden_char(text: str) -> str | None:

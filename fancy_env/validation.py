@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import FancyError
 from .profiles import UNLISTED_SUFFIX, Profile, ProfileOption, default_profile, visible_profiles
 from .urlpaths import LABPATH, URLPATH, URLPathError, urlpath_from
 
@@ -64,15 +65,14 @@ _IMAGE_REFERENCE = re.compile(
 MAX_IMAGE_NAME_LENGTH = 255
 
 
-class ValidationError(ValueError):
+class ValidationError(FancyError, ValueError):
     """A refused start. `field` is the user_options key (or form field), `allowed` what the
     user may send instead (may be empty when nothing can be listed)."""
 
     def __init__(self, field: str, message: str, allowed: Sequence[str] = ()) -> None:
-        self.field = field
-        self.message = message
         self.allowed = tuple(allowed)
-        super().__init__(self.text)
+        super().__init__(400, message, field)
+        self.args = (self.text,)
 
     @property
     def text(self) -> str:

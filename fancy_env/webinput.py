@@ -14,6 +14,8 @@ import re
 from itertools import accumulate
 from typing import Any
 
+from .errors import FancyError
+
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_MAX_JSON_DEPTH = 32
 
@@ -23,14 +25,11 @@ _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
-class InputError(Exception):
+class InputError(FancyError):
     """Refused request input: `status` (400 or 413), the `field` at fault, a message."""
 
     def __init__(self, status: int, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.status = status
-        self.field = field
-        self.message = message
+        super().__init__(status, message, field)
 
 
 def json_depth(raw: bytes) -> int:

@@ -26,6 +26,7 @@ step "lint and type-check"
 ruff check fancy_env tests bench
 ruff format --check fancy_env tests bench
 mypy
+lint-imports --no-cache  # [tool.importlinter]: the layers, no cycles (also tests/unit/test_import_layers.py)
 
 step "pytest"
 set +e

@@ -37,11 +37,11 @@ class ForgeAccess:
     def __repr__(self) -> str:
         return "ForgeAccess()"
 
-    def auth_for(self, user: str, url: str) -> GitAuth | None:
+    async def auth_for(self, user: str, url: str) -> GitAuth | None:
         """`user`'s own credential for the exact origin of `url`, or None."""
         if self.credentials is None:
             return None
-        auth = self.credentials.get(user, origin_of(url))
+        auth = await self.credentials.get(user, origin_of(url))
         return auth if isinstance(auth, GitAuth) else None
 
     async def _lookup(self, spec: RepoSpec, auth: GitAuth | None, check: bool) -> str:
@@ -55,7 +55,7 @@ class ForgeAccess:
         except RepoAccessError as e:
             anonymous = e
         origin = origin_of(spec.url)
-        auth = self.auth_for(user, spec.url)
+        auth = await self.auth_for(user, spec.url)
         if auth is None:
             if self.credentials is None:
                 raise anonymous

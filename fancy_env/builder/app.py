@@ -13,22 +13,23 @@ import hashlib
 import logging
 import os
 import signal
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import make_url
 from tornado.httpserver import HTTPServer
 from tornado.web import Application as WebApplication
 from traitlets import Bool, Bytes, Enum, Float, Int, List, Set, Unicode, default
 from traitlets.config import Application, Config
 
-from .. import configdata
+from .. import configdata, migrate
 from .._version import __version__
+from ..dbengine import private_sqlite_file
 from ..hubconfig import CONFIG_ENV, SERVICE_FILE_ENV, read_service_file
 from ..images import check_prefix
 from ..repos import RepoPolicy
-from ..sharing.links import redact_codes
 from ..tickets import secret_bytes
+from ..web.context import WebContext
 from . import components, handlers
 from .components import (
     BUILTIN_CHECKERS,
@@ -40,8 +41,9 @@ from .components import (
 from .credentials import attach_credentials
 from .db import Store
 from .executors import Executor
-from .gc_handler import GCHandler, gc_schedule
-from .pinning import LaunchHandler
+from .gc import Collector, GCConfig, LinksInUse, checker_auth
+from .gc_handler import gc_schedule
+from .handlers import StreamSettings
 from .registry import registry_url_for
 from .registry_auth import (
     RegistryConfigError,
@@ -50,6 +52,8 @@ from .registry_auth import (
     parse_docker_config,
     registry_host,
 )
+from .retention import RetentionPolicy
+from .routes import Route, build_routes
 from .service import BuildService, ServiceConfig
 
 BUILD_SCOPE = "custom:fancy-env:build"
@@ -78,8 +82,9 @@ class BuilderApp(Application):
     ).tag(config=True)
     db_url = Unicode(
         "sqlite:///fancy-env-builds.sqlite",
-        help="SQLAlchemy URL of the build database (builds, logs, images). SQLite by default; "
-        "use PostgreSQL when the service runs on a cluster.",
+        help="SQLAlchemy URL of the build database (builds, logs, images): `sqlite:////path` "
+        "(the default, opened with aiosqlite) or `postgresql+psycopg://user@host/db` (psycopg "
+        "3's asyncio mode, the `postgres` extra) when the service runs on a cluster.",
     ).tag(config=True)
     executor_class = ComponentType(
         "docker",
@@ -330,6 +335,12 @@ class BuilderApp(Application):
         "the others wait their turn (first come, first served). Lower keeps other requests "
         "quicker while many watchers replay; higher replays faster on an idle service.",
     ).tag(config=True)
+    replay_cache_bytes = Int(
+        16 * 1024 * 1024,
+        help="Bytes of finished builds' log pages kept serialised (as SSE) in memory, least "
+        "recently used dropped first: watchers replaying the same log share each page, read "
+        "from the database once. 0 = no cache (every watcher reads every page).",
+    ).tag(config=True)
     rebuild_interval = Float(
         300,
         help="Seconds between two rebuilds (`POST api/builds` with `rebuild: true`, or "
@@ -372,27 +383,21 @@ class BuilderApp(Application):
         path = os.environ.get(SERVICE_FILE_ENV)
         return read_service_file(path) if path else {}
 
-    def _private_state(self) -> None:
-        """The build database is its owner's only (0600): SQLite gives its -wal and -shm
-        files the database file's mode. Its directory (the state dir) is 0700."""
-        url = make_url(self.db_url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            fd = os.open(url.database, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.fchmod(fd, 0o600)
-            os.close(fd)
-
     def _log_request(self, handler: Any) -> None:
         status = handler.get_status()
         quiet = handler.request.path.endswith(("/health", "/metrics")) and status < 400
         level = logging.DEBUG if quiet else logging.INFO if status < 500 else logging.ERROR
         self.log.log(
             level, "%s %s %s %.1fms", status, handler.request.method,
-            redact_codes(handler.request.path), 1000 * handler.request.request_time(),
+            self.redact(handler.request.path), 1000 * handler.request.request_time(),
         )  # fmt: skip
 
+    #: what request log lines pass through (the service assembly redacts link codes)
+    redact: Callable[[str], str] = staticmethod(str)
+
     def initialize(self, argv: list[str] | None = None) -> None:
-        install_log_redaction()
         super().initialize(argv)
+        migrate.log_to(self.log)  # schema upgrades at start show in the service log
         from_file = self._service_file().get("config")
         if from_file:  # written by fancy_env.setup(c); the config file and command line win
             self.update_config(Config(from_file))
@@ -421,9 +426,9 @@ class BuilderApp(Application):
     def make_checker(self, store: Store, credential: RegistryCredential | None = None) -> Any:
         return components.make_checker(self, store, credential)
 
-    def make_service(self) -> BuildService:
-        self._private_state()
-        store = Store(self.db_url)
+    async def make_service(self) -> BuildService:
+        private_sqlite_file(self.db_url)  # 0600 (the state dir is 0700)
+        store = await Store.open(self.db_url)
         policy = self.make_policy()
         config = ServiceConfig(
             image_prefix=self.image_prefix,
@@ -441,6 +446,7 @@ class BuilderApp(Application):
             max_log_lines=self.max_log_lines,
             max_streams_per_user=self.max_streams_per_user,
             replay_concurrency=self.replay_concurrency,
+            replay_cache_bytes=self.replay_cache_bytes,
             rebuild_interval=self.rebuild_interval,
         )
         credential = self.registry_credential() if self.registry_url else None
@@ -448,12 +454,13 @@ class BuilderApp(Application):
             store, self.make_executor(credential), self.make_checker(store, credential), policy,
             config, self.log,
         )  # fmt: skip
-        attach_credentials(self, service)  # users' forge tokens (private repositories)
+        await attach_credentials(self, service)  # users' forge tokens (private repositories)
         return service
 
-    def make_collector(self, service: BuildService) -> Any:
-        from .gc import Collector, GCConfig, checker_auth
-        from .retention import RetentionPolicy
+    def make_collector(
+        self, service: BuildService, links_in_use: LinksInUse | None = None
+    ) -> Collector:
+        """Image retention; `links_in_use` (sharing's active links) keeps their images."""
 
         real = not components.is_fake_executor(self)  # it touches no engine or registry
         config = GCConfig(
@@ -469,7 +476,7 @@ class BuilderApp(Application):
         )
         return Collector(
             service.store, config, service.checker, lambda: set(service.by_image),
-            checker_auth(service.checker), self.log,
+            checker_auth(service.checker), self.log, links_in_use,
         )  # fmt: skip
 
     def make_hub_auth(self) -> Any:
@@ -479,50 +486,47 @@ class BuilderApp(Application):
 
         return HubOAuth(parent=self, cache_max_age=60)
 
-    def make_web_app(self, service: BuildService) -> WebApplication:
-        hub_auth = self.make_hub_auth()
-        p = self.service_prefix
-        routes: list[Any] = [
-            (rf"{p}api/builds/?", handlers.BuildsHandler),
-            (rf"{p}api/builds/([0-9a-f]+)/?", handlers.BuildHandler),
-            (rf"{p}api/builds/([0-9a-f]+)/events", handlers.EventsHandler),
-            (rf"{p}api/builds/([0-9a-f]+)/launch", LaunchHandler),
-            (rf"{p}api/gc", GCHandler),
-            (rf"{p}health", handlers.HealthHandler),
-            (rf"{p}metrics", handlers.MetricsHandler),
-            (rf"{p}?", handlers.RootHandler),
-        ]
-        if hub_auth is not None:
-            routes.insert(0, (rf"{p}oauth_callback", handlers.oauth_callback_handler()))
-        web_app = WebApplication(
-            routes,
-            build_service=service,
-            collector=self.make_collector(service),
-            service_prefix=p,
+    def make_web_context(self) -> WebContext:
+        """Who may do what and how requests are authenticated, for every handler."""
+        return WebContext(
+            prefix=self.service_prefix,
+            log=self.log,
+            hub_auth=self.make_hub_auth(),
+            ticket_secret=self.ticket_secret,
             service_name=self.service_name,
             service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
-            hub_auth=hub_auth,
-            ticket_secret=self.ticket_secret,
             admin_users=frozenset(self.admin_users),
             build_scope=self.build_scope,
             admin_scope=self.admin_scope,
             access_scopes=frozenset({f"access:services!service={self.service_name}"}),
-            keepalive_interval=self.keepalive_interval,
-            event_batch_interval=self.event_batch_interval,
-            metrics_require_auth=self.metrics_require_auth,
             max_body_bytes=self.max_body_bytes,
             max_json_depth=self.max_json_depth,
-            replay_page_lines=max(1, self.replay_page_lines),
-            cookie_secret=self._cookie_secret(),
-            default_handler_class=handlers.NotFoundHandler,
-            log=self.log,
-            log_function=self._log_request,
         )
 
-        from ..sharing.mount import mount_sharing  # environment links, share codes (issue 6)
-
-        mount_sharing(self, web_app)
-        return web_app
+    async def make_web_app(
+        self,
+        service: BuildService,
+        web: WebContext | None = None,
+        collector: Collector | None = None,
+        extra_routes: Sequence[Route] = (),
+    ) -> WebApplication:
+        """The tornado application: `extra_routes` (the assembly's sharing routes) and the
+        build API, each handler given its collaborators by `initialize()`."""
+        web = web or self.make_web_context()
+        self.collector = collector if collector is not None else self.make_collector(service)
+        streams = StreamSettings(
+            keepalive_interval=self.keepalive_interval,
+            event_batch_interval=self.event_batch_interval,
+            replay_page_lines=max(1, self.replay_page_lines),
+        )
+        routes = build_routes(web, service, streams, self.collector, self.metrics_require_auth)
+        return WebApplication(
+            [*extra_routes, *routes],
+            cookie_secret=self._cookie_secret(),
+            default_handler_class=handlers.NotFoundHandler,
+            default_handler_args={"web": web, "service": service},
+            log_function=self._log_request,
+        )
 
     def server_max_body_size(self) -> int:
         """Bodies bigger than this are refused before they are read (handlers say more)."""
@@ -535,10 +539,10 @@ class BuilderApp(Application):
         return os.urandom(32)
 
     async def serve(self) -> None:
-        service = self.make_service()
+        service = await self.make_service()
         await service.start()
         url = urlsplit(self.bind_url)
-        web_app = self.make_web_app(service)
+        web_app = await self.make_web_app(service)
         server = HTTPServer(
             web_app, xheaders=True, idle_connection_timeout=75,
             max_body_size=self.server_max_body_size(),
@@ -551,13 +555,13 @@ class BuilderApp(Application):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        schedule = gc_schedule(web_app.settings["collector"], self.gc_interval, self.log)
+        schedule = gc_schedule(self.collector, self.gc_interval, self.log)
         await stop.wait()
         if schedule is not None:
             schedule.cancel()
         server.stop()
         await service.stop()
-        service.store.close()
+        await service.store.close()
 
     def start(self) -> None:
         asyncio.run(self.serve())
@@ -565,31 +569,3 @@ class BuilderApp(Application):
     @default("log_level")
     def _log_level(self) -> int:
         return logging.INFO
-
-
-def install_log_redaction() -> None:
-    """Every log record of this process has link codes redacted, whoever logs it: our request
-    log, tornado's warnings (`403 GET …/l/<code>`) and JupyterHub's auth helpers."""
-    inner = logging.getLogRecordFactory()
-    if getattr(inner, "fancy_env_redacts", False):
-        return
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = inner(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken record is logged as it is
-            return record
-        clean = redact_codes(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return record
-
-    factory.fancy_env_redacts = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)
-
-
-def main(argv: list[str] | None = None) -> None:
-    app = BuilderApp.instance()
-    app.initialize(argv)
-    app.start()

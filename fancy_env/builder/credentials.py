@@ -1,8 +1,8 @@
 """Users' forge credentials at rest: encrypted rows, a key file of the service's own.
 
-    creds = FancyEnvCredentials(parent=builder_app).make_store(engine)
-    creds.put("alice", "https://github.com", token, username="")
-    creds.get("alice", "https://github.com")   # GitAuth (decrypted in memory only) or None
+    creds = await FancyEnvCredentials(parent=builder_app).make_store(engine)
+    await creds.put("alice", "https://github.com", token, username="")
+    await creds.get("alice", "https://github.com")  # GitAuth (decrypted in memory) or None
 
 Each row (`forge_credentials`: user, origin, secret, created) holds the token and user name
 encrypted with Fernet (AES-128-CBC + HMAC-SHA256, `cryptography`). The plaintext also names
@@ -23,12 +23,12 @@ import time
 from typing import Any
 
 from sqlalchemy import Float, String, Text, delete, func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from traitlets import Bool, Int, Unicode, default
 from traitlets.config import Configurable
 
-from .db import create_schema
+from ..dbengine import upgrade_schema
 from .forge_auth import GitAuth
 
 
@@ -82,20 +82,29 @@ def load_keys(path: str, create: bool = True) -> list[bytes]:
 
 
 class CredentialStore:
-    """Encrypted per-user, per-origin credentials in the build database (short sync queries,
-    like `db.Store`)."""
+    """Encrypted per-user, per-origin credentials in the build database (short awaited
+    queries, like `db.Store`). Made by `await CredentialStore.open(engine, key_file)`."""
 
-    def __init__(self, engine: Engine, key_file: str, max_per_user: int = 10) -> None:
+    def __init__(self, engine: AsyncEngine, key_file: str, max_per_user: int = 10) -> None:
         self.engine = engine
         self.key_file = key_file
         self.max_per_user = max_per_user
         self._fernet: Any = None
-        create_schema(engine, CredBase.metadata)
+
+    @classmethod
+    async def open(
+        cls, engine: AsyncEngine, key_file: str, max_per_user: int = 10
+    ) -> CredentialStore:
+        """The store, its table made or upgraded (it is in the builds schema), its key file
+        checked (and rows re-encrypted when the file holds more than one key)."""
+        store = cls(engine, key_file, max_per_user)
+        await upgrade_schema(engine, "builds")
         keys = load_keys(key_file, create=False)  # checked at start-up; made on first use
         if keys:
-            self._use(keys)
+            store._use(keys)
             if len(keys) > 1:
-                self.rotate()
+                await store.rotate()
+        return store
 
     def __repr__(self) -> str:
         return "CredentialStore()"
@@ -134,67 +143,68 @@ class CredentialStore:
             return None
         return GitAuth(origin=origin, token=str(data["t"]), username=str(data.get("n", "")))
 
-    def put(self, user: str, origin: str, token: str, username: str = "") -> bool:
+    async def put(self, user: str, origin: str, token: str, username: str = "") -> bool:
         """Store (or replace) `user`'s credential for `origin`; True if it replaced one."""
         row = {"user": user, "origin": origin, "secret": self._seal(user, origin, token, username),
                "created": time.time()}  # fmt: skip
-        with self.engine.begin() as conn:
-            gone = conn.execute(
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
                 delete(ForgeCredential).where(
                     ForgeCredential.user == user, ForgeCredential.origin == origin
                 )
-            ).rowcount
-            conn.execute(insert(ForgeCredential), [row])
+            )
+            gone = result.rowcount
+            await conn.execute(insert(ForgeCredential), [row])
         return bool(gone)
 
-    def delete(self, user: str, origin: str) -> bool:
-        with self.engine.begin() as conn:
-            q = delete(ForgeCredential).where(
-                ForgeCredential.user == user, ForgeCredential.origin == origin
-            )
-            return bool(conn.execute(q).rowcount)
+    async def delete(self, user: str, origin: str) -> bool:
+        q = delete(ForgeCredential).where(
+            ForgeCredential.user == user, ForgeCredential.origin == origin
+        )
+        async with self.engine.begin() as conn:
+            return bool((await conn.execute(q)).rowcount)
 
-    def listing(self, user: str) -> list[dict[str, Any]]:
+    async def listing(self, user: str) -> list[dict[str, Any]]:
         """`[{origin, created}]` of `user`'s credentials: never the token."""
         q = select(ForgeCredential.origin, ForgeCredential.created).where(
             ForgeCredential.user == user
         )
-        with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(ForgeCredential.origin)).all()
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q.order_by(ForgeCredential.origin))).all()
         return [{"origin": origin, "created": created} for origin, created in rows]
 
-    def count(self, user: str) -> int:
+    async def count(self, user: str) -> int:
         q = select(func.count()).where(ForgeCredential.user == user)
-        with self.engine.connect() as conn:
-            return int(conn.execute(q).scalar() or 0)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(q)).scalar() or 0)
 
-    def has(self, user: str, origin: str) -> bool:
-        return any(row["origin"] == origin for row in self.listing(user))
+    async def has(self, user: str, origin: str) -> bool:
+        return any(row["origin"] == origin for row in await self.listing(user))
 
-    def get(self, user: str, origin: str) -> GitAuth | None:
+    async def get(self, user: str, origin: str) -> GitAuth | None:
         q = select(ForgeCredential.secret).where(
             ForgeCredential.user == user, ForgeCredential.origin == origin
         )
-        with self.engine.connect() as conn:
-            secret = conn.execute(q).scalar()
+        async with self.engine.connect() as conn:
+            secret = (await conn.execute(q)).scalar()
         return None if secret is None else self._open(user, origin, str(secret))
 
-    def rotate(self) -> int:
+    async def rotate(self) -> int:
         """Re-encrypt every row with the first key; the number of rows rewritten (rows no
         key opens are left as they are: they read as no credential)."""
         from cryptography.fernet import InvalidToken
 
         done = 0
-        with self.engine.begin() as conn:
-            rows = conn.execute(select(ForgeCredential.user, ForgeCredential.origin,
-                                       ForgeCredential.secret)).all()  # fmt: skip
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(ForgeCredential.user, ForgeCredential.origin,
+                                       ForgeCredential.secret))).all()  # fmt: skip
             for user, origin, secret in rows:
                 try:
                     new = self.fernet.rotate(secret.encode("ascii")).decode("ascii")
                 except InvalidToken:
                     continue
                 done += 1
-                conn.execute(
+                await conn.execute(
                     update(ForgeCredential)
                     .where(ForgeCredential.user == user, ForgeCredential.origin == origin)
                     .values(secret=new)
@@ -228,16 +238,16 @@ class FancyEnvCredentials(Configurable):
     def _key_file_default(self) -> str:
         return os.path.abspath("credentials.key")
 
-    def make_store(self, engine: Engine) -> CredentialStore | None:
+    async def make_store(self, engine: AsyncEngine) -> CredentialStore | None:
         """The store (None when turned off); CredentialKeyError for an unsafe key file."""
         if not self.enabled:
             return None
-        return CredentialStore(engine, self.key_file, self.max_per_user)
+        return await CredentialStore.open(engine, self.key_file, self.max_per_user)
 
 
-def attach_credentials(app: Any, service: Any) -> None:
+async def attach_credentials(app: Any, service: Any) -> None:
     """Give `service` (a BuildService) the credential store configured on `app` (BuilderApp):
     `c.FancyEnvCredentials.*`, the table in the build database, the page under the prefix."""
     config = FancyEnvCredentials(parent=app)
-    service.access.credentials = config.make_store(service.store.engine)
+    service.access.credentials = await config.make_store(service.store.engine)
     service.access.page_url = f"{app.service_prefix}credentials"

@@ -1,17 +1,20 @@
 """Build state in SQLAlchemy: builds, who asked for them, their whole logs, images.
 
-SQLite by default (WAL journal, so readers never wait for the writer), any SQLAlchemy URL
-works (PostgreSQL on Kubernetes). Calls are short, synchronous and indexed: each one is a
-single small query (logs are read in pages), so the event loop is never held for long.
+SQLite by default (WAL journal, so readers never wait for the writer), PostgreSQL on a
+cluster; both through SQLAlchemy's asyncio API (`fancy_env.dbengine`: aiosqlite, psycopg 3),
+so no query ever blocks the event loop. `await Store.open(url)` makes the engine and the
+schema; every method is a coroutine running one short indexed statement (logs are read in
+pages, written in batches).
 
-No migrations yet: columns added after the first release are added at start-up when a
-database made by an older release lacks them (`_add_missing_columns`).
+The tables are made and upgraded at start-up by `fancy_env.migrate` (Alembic, schema
+"builds", its sync `upgrade(conn, "builds")` run through `AsyncConnection.run_sync`); a
+change to these models needs a revision in `fancy_env/migrations/builds/`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -21,19 +24,16 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    create_engine,
-    event,
     false,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..dbengine import make_engine, upgrade_schema
 from .events import ACTIVE_PHASES, BuildEvent
 
 
@@ -124,6 +124,11 @@ class ImageRecord(Base):
     created: Mapped[float] = mapped_column(Float)
 
 
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v  # PostgreSQL: no NUL
+            for k, v in values.items()}  # fmt: skip
+
+
 def _rows(events: Iterable[BuildEvent]) -> list[dict[str, Any]]:
     return [
         {
@@ -138,66 +143,23 @@ def _rows(events: Iterable[BuildEvent]) -> list[dict[str, Any]]:
     ]
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
-
-
-#: columns added after the first release, with the DDL that adds them to an older database
-#: (FALSE, not 0, as a boolean default: PostgreSQL refuses 0)
-ADDED_COLUMNS = (
-    ("log_truncated", "BOOLEAN NOT NULL DEFAULT FALSE"),
-    ("rebuild", "BOOLEAN NOT NULL DEFAULT FALSE"),
-    ("rebuild_of", "VARCHAR(32) NOT NULL DEFAULT ''"),
-    ("digest", "VARCHAR(128) NOT NULL DEFAULT ''"),
-    ("private", "BOOLEAN NOT NULL DEFAULT FALSE"),
-)
-
-
-def _add_missing_columns(conn: Connection) -> None:
-    """Add the columns a database made by an older release lacks (issue 10 brings Alembic);
-    runs inside `create_schema`'s locked transaction."""
-    present = {c["name"] for c in inspect(conn).get_columns("builds")}
-    for name, ddl in ADDED_COLUMNS:
-        if name not in present:
-            conn.execute(text(f"ALTER TABLE builds ADD COLUMN {name} {ddl}"))
-
-
-#: pg_advisory_xact_lock key held while the schema is created (fancy_env's own tables)
-SCHEMA_LOCK = 0x66616E6379  # "fancy"
-
-
-def create_schema(
-    engine: Engine, metadata: Any, upgrade: Callable[[Connection], None] | None = None
-) -> None:
-    """Create missing tables, then run `upgrade(conn)` (e.g. add columns an older database
-    lacks), in one transaction that first takes a lock (PostgreSQL: an advisory lock; SQLite:
-    the write lock), so service processes starting together on one database take turns
-    instead of failing on each other's CREATE TABLE or ALTER TABLE."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-        elif conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        metadata.create_all(conn)
-        if upgrade is not None:
-            upgrade(conn)
-
-
 class Store:
-    """Short synchronous queries on the build tables."""
+    """Short awaited queries on the build tables."""
 
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        create_schema(self.engine, Base.metadata, _add_missing_columns)
-        self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            engine, expire_on_commit=False
+        )
 
-    def add_build(
+    @classmethod
+    async def open(cls, url: str, engine: AsyncEngine | None = None) -> Store:
+        """The store on `url` (or on an open `engine`), its tables created or upgraded."""
+        engine = engine or make_engine(url)
+        await upgrade_schema(engine, "builds")
+        return cls(engine)
+
+    async def add_build(
         self, build: Build, users: Iterable[str] = (), lines: Iterable[BuildEvent] = ()
     ) -> Build:
         """Insert a build, who asked for it and its first log lines, in one transaction.
@@ -212,58 +174,66 @@ class Store:
             if row[key] is None:
                 row[key] = value
                 setattr(build, key, value)
-        with self.engine.begin() as conn:
-            conn.execute(insert(Build), [row])
-            conn.execute(
+        rows = _rows(lines)
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(Build), [row])
+            await conn.execute(
                 insert(BuildUser), [{"build_id": build.id, "user": u} for u in {build.user, *users}]
             )
-            rows = _rows(lines)
             if rows:
-                conn.execute(insert(LogLine), rows)
+                await conn.execute(insert(LogLine), rows)
         return build
 
-    def add_user(self, build_id: str, user: str) -> None:
-        with self.session.begin() as s:
-            if s.get(BuildUser, (build_id, user)) is None:
+    async def add_user(self, build_id: str, user: str) -> None:
+        async with self.session.begin() as s:
+            if await s.get(BuildUser, (build_id, user)) is None:
                 s.add(BuildUser(build_id=build_id, user=user))
 
-    def users(self, build_id: str) -> list[str]:
-        with self.session() as s:
-            return list(s.scalars(select(BuildUser.user).where(BuildUser.build_id == build_id)))
+    async def users(self, build_id: str) -> list[str]:
+        q = select(BuildUser.user).where(BuildUser.build_id == build_id)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(q)).scalars())
 
-    def get(self, build_id: str) -> Build | None:
-        with self.session() as s:
-            return s.get(Build, build_id)
+    async def get(self, build_id: str) -> Build | None:
+        async with self.session() as s:
+            return await s.get(Build, build_id)
 
-    def update(self, build_id: str, **values: Any) -> None:
-        values = {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v
-                  for k, v in values.items()}  # fmt: skip
-        with self.session.begin() as s:
-            s.execute(update(Build).where(Build.id == build_id).values(**values))
+    async def update(self, build_id: str, **values: Any) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(Build).where(Build.id == build_id).values(**_clean(values)))
 
-    def active(self) -> Sequence[Build]:
-        with self.session() as s:
-            q = select(Build).where(Build.status.in_(ACTIVE_PHASES)).order_by(Build.created)
-            return s.scalars(q).all()
+    async def active(self) -> Sequence[Build]:
+        q = select(Build).where(Build.status.in_(ACTIVE_PHASES)).order_by(Build.created)
+        async with self.session() as s:
+            return (await s.scalars(q)).all()
 
-    def history(
+    async def history(
         self, user: str | None = None, repo: str | None = None, limit: int = 100, offset: int = 0
     ) -> Sequence[Build]:
-        with self.session() as s:
-            q = select(Build).order_by(Build.created.desc()).limit(limit).offset(offset)
-            if user is not None:
-                q = q.where(Build.id.in_(select(BuildUser.build_id).where(BuildUser.user == user)))
-            if repo is not None:
-                q = q.where(Build.repo == repo)
-            return s.scalars(q).all()
+        q = select(Build).order_by(Build.created.desc()).limit(limit).offset(offset)
+        if user is not None:
+            q = q.where(Build.id.in_(select(BuildUser.build_id).where(BuildUser.user == user)))
+        if repo is not None:
+            q = q.where(Build.repo == repo)
+        async with self.session() as s:
+            return (await s.scalars(q)).all()
 
-    def add_lines(self, events: Iterable[BuildEvent]) -> None:
+    async def add_lines(
+        self, events: Iterable[BuildEvent], build_id: str = "", **values: Any
+    ) -> None:
+        """One batched INSERT of log lines and (`values`) an update of build `build_id`, in
+        one transaction."""
         rows = _rows(events)
-        if rows:
-            with self.session.begin() as s:
-                s.execute(insert(LogLine), rows)
+        if not rows and not values:
+            return
+        async with self.engine.begin() as conn:
+            if rows:
+                await conn.execute(insert(LogLine), rows)
+            if values:
+                q = update(Build).where(Build.id == build_id).values(**_clean(values))
+                await conn.execute(q)
 
-    def lines(
+    async def lines(
         self, build_id: str, after: int = 0, limit: int | None = None, upto: int | None = None
     ) -> list[BuildEvent]:
         """Log lines after `after` (and up to `upto`), at most `limit` of them, by seq."""
@@ -272,70 +242,85 @@ class Store:
         if upto is not None:
             q = q.where(LogLine.seq <= upto)
         q = q.order_by(LogLine.seq).limit(limit)
-        with self.engine.connect() as conn:
-            return [BuildEvent(build_id, seq, phase, message, t, image)
-                    for seq, phase, message, t, image in conn.execute(q)]  # fmt: skip
+        async with self.engine.connect() as conn:
+            result = await conn.execute(q)
+        return [BuildEvent(build_id, seq, phase, message, t, image)
+                for seq, phase, message, t, image in result]  # fmt: skip
 
-    def log_size(self, build_id: str) -> tuple[int, int]:
+    async def pages(
+        self, build_id: str, after: int = 0, page: int = 500, upto: int | None = None
+    ) -> AsyncIterator[list[BuildEvent]]:
+        """The log after `after` in pages of at most `page` lines (bounded memory)."""
+        while True:
+            events = await self.lines(build_id, after, limit=page, upto=upto)
+            if events:
+                yield events
+                after = events[-1].seq
+            if len(events) < page:
+                return
+
+    async def log_size(self, build_id: str) -> tuple[int, int]:
         """(lines, characters) stored for a build: what counts against the log cap."""
         q = select(func.count(), func.coalesce(func.sum(func.length(LogLine.message)), 0))
-        with self.engine.connect() as conn:
-            count, size = conn.execute(q.where(LogLine.build_id == build_id)).one()
+        async with self.engine.connect() as conn:
+            count, size = (await conn.execute(q.where(LogLine.build_id == build_id))).one()
         return int(count), int(size)
 
-    def last_seq(self, build_id: str) -> int:
-        with self.session() as s:
-            q = select(func.max(LogLine.seq)).where(LogLine.build_id == build_id)
-            return int(s.scalar(q) or 0)
+    async def last_seq(self, build_id: str) -> int:
+        q = select(func.max(LogLine.seq)).where(LogLine.build_id == build_id)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(q)).scalar() or 0)
 
-    def image(self, name: str) -> ImageRecord | None:
-        with self.session() as s:
-            return s.get(ImageRecord, name)
+    async def image(self, name: str) -> ImageRecord | None:
+        async with self.session() as s:
+            return await s.get(ImageRecord, name)
 
-    def add_image(self, name: str, repo: str, commit: str, build_id: str) -> None:
-        with self.session.begin() as s:
-            s.merge(
+    async def add_image(self, name: str, repo: str, commit: str, build_id: str) -> None:
+        async with self.session.begin() as s:
+            await s.merge(
                 ImageRecord(
                     name=name, repo=repo, commit=commit, build_id=build_id, created=time.time()
                 )
             )
 
-    def requested(self, user: str, image: str) -> bool:
+    async def _exists(self, q: Any) -> bool:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(q.limit(1))).first() is not None
+
+    async def requested(self, user: str, image: str) -> bool:
         """Whether `user` asked for (or joined, or hit in the cache) a build of `image`."""
         q = select(Build.id).join(BuildUser, BuildUser.build_id == Build.id)
-        q = q.where(Build.image == image, BuildUser.user == user).limit(1)
-        with self.engine.connect() as conn:
-            return conn.execute(q).first() is not None
+        return await self._exists(q.where(Build.image == image, BuildUser.user == user))
 
-    def last_rebuild(self, user: str, image: str) -> float | None:
+    async def last_rebuild(self, user: str, image: str) -> float | None:
         """When the newest rebuild of `image` that `user` asked for (or joined) was created."""
         q = select(func.max(Build.created)).join(BuildUser, BuildUser.build_id == Build.id)
         q = q.where(Build.image == image, BuildUser.user == user, Build.rebuild.is_(True))
-        with self.engine.connect() as conn:
-            value = conn.execute(q).scalar()
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(q)).scalar()
         return None if value is None else float(value)
 
-    def private_image(self, image: str) -> bool:
+    async def private_image(self, image: str) -> bool:
         """Whether a build of `image` (any status) needed its requester's credential."""
-        q = select(Build.id).where(Build.image == image, Build.private.is_(True)).limit(1)
-        with self.engine.connect() as conn:
-            return conn.execute(q).first() is not None
+        return await self._exists(
+            select(Build.id).where(Build.image == image, Build.private.is_(True))
+        )
 
-    def private_repo(self, repo: str) -> bool:
+    async def private_repo(self, repo: str) -> bool:
         """Whether a build of the repository `repo` (normalised URL) needed a credential."""
-        q = select(Build.id).where(Build.repo == repo, Build.private.is_(True)).limit(1)
-        with self.engine.connect() as conn:
-            return conn.execute(q).first() is not None
+        return await self._exists(
+            select(Build.id).where(Build.repo == repo, Build.private.is_(True))
+        )
 
-    def serving_build(self, image: str) -> str:
+    async def serving_build(self, image: str) -> str:
         """The build whose image now carries the name `image` ("" if none is known)."""
-        record = self.image(image)
+        record = await self.image(image)
         if record is not None:
             return record.build_id
         q = select(Build.id).where(Build.image == image, Build.status == "built")
-        with self.engine.connect() as conn:
-            found = conn.execute(q.order_by(Build.created.desc()).limit(1)).scalar()
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(q.order_by(Build.created.desc()).limit(1))).scalar()
         return str(found or "")
 
-    def close(self) -> None:
-        self.engine.dispose()
+    async def close(self) -> None:
+        await self.engine.dispose()

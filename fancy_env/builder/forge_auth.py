@@ -13,6 +13,7 @@ import dataclasses
 import re
 from urllib.parse import urlsplit
 
+from ..errors import FancyError
 from ..repos import RepoError, RepoPolicy, parse_repo
 
 #: what a forge token may look like: GitHub (ghp_…, github_pat_…), GitLab (glpat-…), Gitea
@@ -25,13 +26,11 @@ DEFAULT_USERNAME = "x-access-token"
 REDACTED = "[credential]"
 
 
-class CredentialError(ValueError):
+class CredentialError(FancyError, ValueError):
     """Bad credential input: `field` names the field, `message` what is allowed."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(400, message, field)
 
 
 def origin_of(url: str) -> str:

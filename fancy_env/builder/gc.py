@@ -17,14 +17,13 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 
 from ..images import image_name, split_image
@@ -234,6 +233,26 @@ class GCReport:
         }
 
 
+@dataclass(frozen=True)
+class LinkInUse:
+    """An active environment link, as retention sees it (the sharing layer makes these)."""
+
+    id: str
+    owner: str
+    repo: str
+    subdir: str = ""
+    commit: str = ""
+    build_id: str = ""
+
+
+#: the active links at a time (the builds layer never imports sharing: this is passed in)
+LinksInUse = Callable[[float], Awaitable[Sequence[LinkInUse]]]
+
+
+async def no_links(now: float) -> Sequence[LinkInUse]:
+    return ()
+
+
 _ANY_REPO = RepoPolicy(allowed_http_hosts=frozenset({"*"}), allow_private_hosts=True)
 
 
@@ -248,11 +267,13 @@ class Collector:
         active_images: Callable[[], set[str]] = set,
         auth: AuthHeaders = no_auth,
         log: logging.Logger | None = None,
+        links_in_use: LinksInUse | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.checker = checker
         self.active_images = active_images
+        self.links_in_use: LinksInUse = links_in_use or no_links
         self.engine = Engine(config.docker_socket) if config.docker_socket else None
         self.registry = Registry(config.registry_url, auth) if config.registry_url else None
         self.log = log or logging.getLogger("fancy_env.gc")
@@ -263,14 +284,14 @@ class Collector:
     async def known_images(self) -> tuple[list[ImageInfo], set[str], set[str]]:
         """Every image under the prefix; the names in the engine; the names in the registry."""
         prefix = self.config.image_prefix
-        with self.store.session() as s:
-            records = {r.name: r for r in s.scalars(select(ImageRecord))}
+        async with self.store.session() as s:
+            records = {r.name: r for r in await s.scalars(select(ImageRecord))}
         engine = await self.engine.images(prefix) if self.engine else {}
         registry: dict[str, tuple[str, int, str, str]] = {}
         if self.registry is not None:
             registry = await self._registry_images(prefix)
         names = {n for n in records if n.startswith(prefix)} | set(engine) | set(registry)
-        last_used = self._last_used(names)
+        last_used = await self._last_used(names)
         images = []
         for name in sorted(names):
             repo = split_image(name)[0]
@@ -298,11 +319,11 @@ class Collector:
             raise GCError(f"registry {self.registry.url} unreachable: {e}") from e
         return found
 
-    def _last_used(self, names: set[str]) -> dict[str, float]:
+    async def _last_used(self, names: set[str]) -> dict[str, float]:
         """The last time each image was asked for (a build or a cache hit of it)."""
-        with self.store.session() as s:
+        async with self.store.session() as s:
             q = select(Build.image, func.max(Build.created)).group_by(Build.image)
-            return {image: float(t) for image, t in s.execute(q) if image in names}
+            return {image: float(t) for image, t in await s.execute(q) if image in names}
 
     # ---- what is in use ------------------------------------------------------------------
 
@@ -311,50 +332,43 @@ class Collector:
         for name in self.active_images():
             why.setdefault(name, "build in progress")
         now = time.time()
-        with self.store.session() as s:
-            for build in s.scalars(select(Build).where(Build.status.in_(ACTIVE_PHASES))):
+        async with self.store.session() as s:
+            for build in await s.scalars(select(Build).where(Build.status.in_(ACTIVE_PHASES))):
                 why.setdefault(build.image, "build in progress")
             if self.config.recent_seconds > 0:
                 since = now - self.config.recent_seconds
-                for build in s.scalars(select(Build).where(Build.created >= since)):
+                for build in await s.scalars(select(Build).where(Build.created >= since)):
                     why.setdefault(build.image, f"requested in the last "
                                    f"{self.config.recent_seconds:g} s")  # fmt: skip
-        self._links(why, images, now)
+        await self._links(why, images, now)
         await self._servers(why)
         await self._containers(why, images)
         return why
 
-    def _build_image(self, build_id: str) -> str:
-        build = self.store.get(build_id) if build_id else None
+    async def _build_image(self, build_id: str) -> str:
+        build = await self.store.get(build_id) if build_id else None
         return build.image if build is not None else ""
 
-    def _links(self, why: dict[str, str], images: list[ImageInfo], now: float) -> None:
+    async def _links(self, why: dict[str, str], images: list[ImageInfo], now: float) -> None:
         """Active environment links pin a build, a commit, or follow a branch (then the
-        newest image of the repository stays)."""
-        from ..sharing.store import LinkRow, spec_from_json
-
-        try:
-            with self.store.session() as s:
-                q = select(LinkRow).where(LinkRow.revoked_at.is_(None))
-                rows = [r for r in s.scalars(q) if r.expires_at is None or r.expires_at > now]
-        except (OperationalError, ProgrammingError):
-            return  # no links table: sharing never ran on this database
+        newest image of the repository stays). Asked of `links_in_use` (the sharing layer's
+        link store, injected by the service assembly); none when sharing is off."""
+        links = await self.links_in_use(now)
         newest: dict[str, ImageInfo] = {}
         for image in images:
             if image.repo not in newest or image.created > newest[image.repo].created:
                 newest[image.repo] = image
-        for row in rows:
-            spec = spec_from_json(row.spec_json)
-            if not spec.repo:
+        for link in links:
+            if not link.repo:
                 continue
-            reason = f"environment link {row.id} of {row.owner}"
-            why.setdefault(self._build_image(spec.build_id), reason)
+            reason = f"environment link {link.id} of {link.owner}"
+            why.setdefault(await self._build_image(link.build_id), reason)
             try:
-                key = parse_repo(spec.repo, subdir=spec.subdir, policy=_ANY_REPO).key
+                key = parse_repo(link.repo, subdir=link.subdir, policy=_ANY_REPO).key
             except RepoError:
                 continue
-            if spec.commit:
-                why.setdefault(image_name(self.config.image_prefix, key, spec.commit), reason)
+            if link.commit:
+                why.setdefault(image_name(self.config.image_prefix, key, link.commit), reason)
             else:  # follows a branch: its next launch may resolve to the newest image
                 repo = split_image(image_name(self.config.image_prefix, key, "x"))[0]
                 if repo in newest:
@@ -387,7 +401,7 @@ class Collector:
                     if "user_options" not in server:
                         raise GCError("the hub hides servers' user_options (needs read:servers)")
                     options = server.get("user_options") or {}
-                    image = self._build_image(str(options.get("build_id") or ""))
+                    image = await self._build_image(str(options.get("build_id") or ""))
                     if image:
                         why.setdefault(image, f"running server {user['name']}/{server_name}")
             following = body.get("_pagination", {}).get("next") if isinstance(body, dict) else None
@@ -422,7 +436,7 @@ class Collector:
             failed = await self._remove_everywhere(report, in_engine, in_registry)
             for d in report.decisions:
                 if d.remove and d.image.name not in failed:
-                    self._forget(d.image.name)
+                    await self._forget(d.image.name)
             if report.registry_deleted and self.config.registry_gc_config:
                 report.registry_gc = await self.collect_registry_garbage()
             return report
@@ -450,11 +464,11 @@ class Collector:
                     report.registry_deleted.append(f"{repo}@{digest}")
         return failed
 
-    def _forget(self, name: str) -> None:
+    async def _forget(self, name: str) -> None:
         """No record, memory or build may vouch for a removed image any more."""
-        with self.store.session.begin() as s:
-            s.execute(delete(ImageRecord).where(ImageRecord.name == name))
-            s.execute(
+        async with self.store.session.begin() as s:
+            await s.execute(delete(ImageRecord).where(ImageRecord.name == name))
+            await s.execute(
                 update(Build)
                 .where(Build.image == name, Build.status == "built")
                 .values(status=REMOVED, reason="image removed by the retention policy")

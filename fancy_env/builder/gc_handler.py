@@ -29,7 +29,7 @@ class GCHandler(BaseHandler):
         dry_run = body.get("dry_run", False)
         if not isinstance(dry_run, bool):
             self.fail(400, "dry_run must be true or false", "dry_run")
-        collector: Collector = self.settings["collector"]
+        collector: Collector = self.parts["collector"]
         try:
             report = await collector.run(dry_run=dry_run)
         except GCError as e:

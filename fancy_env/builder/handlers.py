@@ -1,215 +1,71 @@
 """HTTP API of the build service (design §3.3; docs/builder.md is the reference).
 
-Authentication, in order: a form ticket (`X-Fancy-Env-Ticket`), the service's own API token
-(the hub's spawners confirming builds), then JupyterHub (API tokens for scripts, the HubOAuth
-cookie for browsers). Errors are JSON `{"status", "message", "field"?}`, never a traceback.
-Request bodies and integer parameters go through `fancy_env.webinput` (size, JSON depth,
-ranges); event streams are counted per user and replay stored logs in pages.
+Identity, scopes, XSRF and errors belong to the service's one base handler
+(`fancy_env.web.handler.ServiceHandler`): a form ticket, the service's own token, a JupyterHub
+token or the HubOAuth cookie; errors are JSON `{"status", "message", "field"?}`. Each handler
+receives the web context, the build service and the stream settings through `initialize()`
+(`build_routes`). Event streams are counted per user and replay stored logs in pages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from tornado.httputil import url_concat
 from tornado.iostream import StreamClosedError
-from tornado.web import HTTPError, RequestHandler
 
 from .._version import __version__
-from ..tickets import HEADER, TicketError, verify
-from ..webheaders import set_security_headers
-from ..webinput import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_JSON_DEPTH,
-    InputError,
-    int_param,
-    parse_json_body,
-)
+from ..web.context import WebContext
+from ..web.handler import Identity, ServiceHandler
 from . import metrics
 from .service import BuildService, ServiceError
 
+__all__ = ["BaseHandler", "Identity", "StreamSettings"]
 
-class LoginRedirect(Exception):
-    """An unauthenticated browser: send it through the hub's OAuth."""
+#: a replayed page is written in pieces of at most this many bytes, each awaited
+REPLAY_CHUNK_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True)
-class Identity:
-    name: str
-    admin: bool
-    can_build: bool
-    via_cookie: bool = False
+class StreamSettings:
+    """How event streams are paced (BuilderApp's keepalive, batch and replay traits)."""
+
+    keepalive_interval: float = 15
+    event_batch_interval: float = 0.05
+    replay_page_lines: int = 500
 
 
-class BaseHandler(RequestHandler):
+class BaseHandler(ServiceHandler):
+    """A build API route: the web context, the build service, the stream settings."""
+
     identity: Identity
 
-    @property
-    def service(self) -> BuildService:
-        service: BuildService = self.settings["build_service"]
-        return service
+    def initialize(  # type: ignore[override]
+        self,
+        web: WebContext,
+        service: BuildService,
+        streams: StreamSettings = StreamSettings(),
+        **parts: Any,
+    ) -> None:
+        super().initialize(web)
+        self.service = service
+        self.streams = streams
+        self.parts = parts  # route-specific collaborators (the collector, metrics options)
 
-    @property
-    def prefix(self) -> str:
-        return str(self.settings["service_prefix"])
-
-    def set_default_headers(self) -> None:
-        self.set_header("Cache-Control", "no-store")
-        set_security_headers(self)
-
-    def check_xsrf_cookie(self) -> None:
-        """Cookie-authenticated changes are checked in `prepare` (HubOAuth's XSRF)."""
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        body: dict[str, Any] = {"status": status_code}
-        if isinstance(exc, ServiceError):
-            body["message"] = exc.reason
-            if exc.field:
-                body["field"] = exc.field
-            for name, value in exc.headers.items():
-                self.set_header(name, value)  # e.g. Retry-After (send_error cleared headers)
-        elif isinstance(exc, HTTPError) and exc.log_message:
-            body["message"] = exc.log_message
-        else:
-            body["message"] = self._reason
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
-
-    def fail(self, status: int, message: str, field: str = "") -> None:
-        raise ServiceError(status, message, field)
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, ServiceError):
-            self.settings["log"].info(
-                "%s %s -> %s: %s",
-                self.request.method,
-                self.request.path,
-                value.status,
-                value.reason,
-            )
-            return
-        super().log_exception(typ, value, tb)
-
-    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ServiceError):
-            status_code = exc.status
-        super().send_error(status_code, **kwargs)
-
-    async def authenticate(self) -> Identity:
-        settings = self.settings
-        ticket = self.request.headers.get(HEADER)
-        if ticket:
-            try:
-                name = verify(settings["ticket_secret"], ticket)
-            except TicketError as e:
-                raise ServiceError(403, f"form ticket refused: {e}") from None
-            return Identity(name, name in settings["admin_users"], True)
-        auth = self.request.headers.get("Authorization", "")
-        own = settings["service_token"]
-        if own and auth.lower().startswith(("token ", "bearer ")):
-            if hmac.compare_digest(auth.split(" ", 1)[1].strip(), own):
-                return Identity(f"service:{settings['service_name']}", True, True)
-        hub_auth = settings.get("hub_auth")
-        if hub_auth is None:
-            raise ServiceError(403, "authentication required (a form ticket)")
-        try:
-            model = await hub_auth.get_user(self, sync=False)
-        except HTTPError as e:
-            if e.status_code in (401, 403):
-                raise
-            raise ServiceError(503, "JupyterHub could not be asked to check the token") from None
-        if not model:
-            if self.request.method == "GET" and "text/html" in self.request.headers.get(
-                "Accept", ""
-            ):
-                raise LoginRedirect()
-            raise ServiceError(403, "authentication required (a JupyterHub token or login)")
-        return self._identity_from_model(model)
-
-    def _identity_from_model(self, model: dict[str, Any]) -> Identity:
-        settings = self.settings
-        scopes = set(model.get("scopes", []))
-        name = str(model["name"])
-        if model.get("kind") == "service":
-            admin = name == settings["service_name"]
-            name = f"service:{name}"
-        else:
-            admin = bool(model.get("admin")) or name in settings["admin_users"]
-        admin = admin or bool(scopes & {settings["admin_scope"], "admin:users"})
-        build_scope = settings["build_scope"]
-        can_build = admin or not build_scope or build_scope in scopes
-        access = settings["access_scopes"]
-        if not (can_build or admin or scopes & access):
-            raise ServiceError(403, f"the scope {build_scope} is required to use this service")
-        via_cookie = not getattr(self, "_token_authenticated", False)
-        return Identity(name, admin, can_build, via_cookie)
-
-    async def prepare(self) -> None:
-        if self.request.method == "OPTIONS":
-            return
-        try:
-            self.identity = await self.authenticate()
-        except LoginRedirect:
-            self.redirect(self._login_url())
-            return
-        if self.identity.via_cookie and self.request.method in ("POST", "DELETE"):
-            hub_auth = self.settings["hub_auth"]
-            hub_auth.check_xsrf_cookie(self)
-
-    def _login_url(self) -> str:
-        """Start HubOAuth for a browser (it comes back through `oauth_callback`)."""
-        hub_auth = self.settings["hub_auth"]
-        params: dict[str, str] = {}
-        verifier = None
-        if getattr(hub_auth, "pkce_enabled", False):
-            verifier, challenge, method = hub_auth.generate_pkce_code_challenge()
-            params.update(code_challenge=challenge, code_challenge_method=method)
-        params["state"] = hub_auth.set_state_cookie(
-            self, next_url=self.request.uri, code_verifier=verifier
-        )
-        return str(url_concat(hub_auth.login_url, params))
-
-    def json_body(self) -> Any:
-        """The request body as JSON, within `max_body_bytes` and `max_json_depth`."""
-        try:
-            return parse_json_body(
-                self.request.body,
-                self.settings.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-                self.settings.get("max_json_depth", DEFAULT_MAX_JSON_DEPTH),
-            )
-        except InputError as e:
-            raise ServiceError(e.status, e.message, e.field) from None
-
-    def int_argument(self, name: str, low: int, high: int, default: int) -> int:
-        try:
-            return int_param(self.get_argument(name, None), name, low, high, default)
-        except InputError as e:
-            raise ServiceError(e.status, f"{name} {e.message}", e.field) from None
-
-    def write_json(self, data: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data))
-
-    def get_build(self, build_id: str) -> Any:
-        build = self.service.store.get(build_id)
+    async def get_build(self, build_id: str) -> Any:
+        build = await self.service.store.get(build_id)
         if build is None:
             raise ServiceError(404, f"no build with id {build_id!r}", "id")
         return build
 
-    def get_visible_build(self, build_id: str) -> Any:
+    async def get_visible_build(self, build_id: str) -> Any:
         """The build, if this identity asked for it (or is an admin); else 403."""
-        build = self.get_build(build_id)
+        build = await self.get_build(build_id)
         if self.identity.admin or build.user == self.identity.name:
             return build
-        if self.identity.name not in self.service.store.users(build_id):
+        if self.identity.name not in await self.service.store.users(build_id):
             raise ServiceError(403, f"build {build_id} belongs to another user", "id")
         return build
 
@@ -217,7 +73,7 @@ class BaseHandler(RequestHandler):
 class BuildsHandler(BaseHandler):
     async def post(self) -> None:
         if not self.identity.can_build:
-            self.fail(403, f"building needs the scope {self.settings['build_scope']}")
+            self.require_build_scope()
         body = self.json_body()
         if not isinstance(body, dict):
             self.fail(400, "the request body must be a JSON object: {repo, ref?, subdir?}", "body")
@@ -231,7 +87,7 @@ class BuildsHandler(BaseHandler):
         status = 200 if build.status == "built" else 202
         self.write_json(build.to_json(self.prefix), status)
 
-    def get(self) -> None:
+    async def get(self) -> None:
         repo = self.get_argument("repo", None)
         if repo:
             repo = self.service.normalise_repo(repo)
@@ -243,28 +99,28 @@ class BuildsHandler(BaseHandler):
             user = self.identity.name if (mine or user is None) else user
         limit = self.int_argument("limit", 1, 1000, 100)
         offset = self.int_argument("offset", 0, 1_000_000, 0)
-        builds = self.service.store.history(user=user, repo=repo, limit=limit, offset=offset)
+        builds = await self.service.store.history(user=user, repo=repo, limit=limit, offset=offset)
         self.write_json({"builds": [b.to_json(self.prefix) for b in builds]})
 
 
 class BuildHandler(BaseHandler):
-    def get(self, build_id: str) -> None:
-        build = self.get_visible_build(build_id)
+    async def get(self, build_id: str) -> None:
+        build = await self.get_visible_build(build_id)
         data = build.to_json(self.prefix)
         active = self.service.active.get(build_id)
         data["queue_position"] = self.service.queue.position(active) if active else 0
-        data["users"] = self.service.store.users(build_id)
+        data["users"] = await self.service.store.users(build_id)
         data["launch_image"] = self.service.launch_image(build) if build.status == "built" else ""
         self.write_json(data)
 
-    def delete(self, build_id: str) -> None:
-        build = self.get_build(build_id)
+    async def delete(self, build_id: str) -> None:
+        build = await self.get_build(build_id)
         if not (self.identity.admin or build.user == self.identity.name):
             self.fail(403, "only the build's owner or an admin may cancel it")
         active = self.service.active.get(build_id)
         if active is not None:
-            self.service.cancel(active, self.identity.name)
-        self.write_json(self.get_build(build_id).to_json(self.prefix), 202)
+            await self.service.cancel(active, self.identity.name)
+        self.write_json((await self.get_build(build_id)).to_json(self.prefix), 202)
 
 
 class EventsHandler(BaseHandler):
@@ -283,7 +139,7 @@ class EventsHandler(BaseHandler):
         slots = self.service.streams
         if not slots.acquire(self.identity.name):
             metrics.REFUSED.labels("streams").inc()
-            retry = max(1, int(self.settings["keepalive_interval"]))
+            retry = max(1, int(self.streams.keepalive_interval))
             raise ServiceError(
                 429,
                 f"you already have {slots.max_per_user} event streams open, the most allowed "
@@ -304,12 +160,12 @@ class EventsHandler(BaseHandler):
         self._release_slot()
 
     async def get(self, build_id: str) -> None:
-        self.get_visible_build(build_id)
+        await self.get_visible_build(build_id)
         last = self._last_event_id()
         self._take_slot()
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("X-Accel-Buffering", "no")
-        keepalive = float(self.settings["keepalive_interval"])
+        keepalive = float(self.streams.keepalive_interval)
         try:
             self.write(f"retry: {int(keepalive * 1000)}\n\n")
             await self.flush()
@@ -320,42 +176,29 @@ class EventsHandler(BaseHandler):
             self._release_slot()
 
     async def _write_page(self, chunk: str | bytes) -> None:
-        """Write, wait until the client took it (backpressure), and let others run."""
-        self.write(chunk)
-        await self.flush()
+        """Write in pieces of at most REPLAY_CHUNK_BYTES, waiting after each until the
+        client took it (backpressure; no write callback holds the loop for long)."""
+        data = chunk.encode() if isinstance(chunk, str) else chunk
+        view = memoryview(data)
+        for start in range(0, len(data), REPLAY_CHUNK_BYTES):
+            self.write(bytes(view[start : start + REPLAY_CHUNK_BYTES]))
+            await self.flush()
         await asyncio.sleep(0)
 
-    def _stored_page(self, build_id: str, last: int, upto: int | None) -> tuple[bytes, int, int]:
-        """(serialised events, last seq, count) of the stored page after `last`: from the
-        replay cache when another watcher already read it, else one short query."""
-        page = int(self.settings.get("replay_page_lines", 500))
-        cache = self.service.replay_cache
-        hit = cache.get(build_id, last, page)
-        if hit is not None and (upto is None or hit[1] <= upto):
-            return hit[0], hit[1], page
-        events = self.service.store.lines(build_id, last, limit=page, upto=upto)
-        if not events:
-            return b"", last, 0
-        chunk = "".join(e.sse() for e in events).encode()
-        end = int(events[-1].seq)
-        if len(events) == page:
-            cache.put(build_id, last, page, chunk, end)
-        return chunk, end, len(events)
-
     async def _replay(self, build_id: str, last: int, upto: int | None) -> int:
-        """Stored events after `last` (up to `upto`), page by page. A few replays take a
-        page per turn of the event loop (`replay_turns`); the others wait their turn, so
-        any number of replays cannot hold up other requests; each waits for its client."""
-        page = int(self.settings.get("replay_page_lines", 500))
+        """Stored events after `last` (up to `upto`), page by page (bounded memory). A page
+        is read and serialised once for every watcher (`ReplayCache.page`); a few replays
+        read a page at a time (`replay_turns`), the others wait their turn, so any number
+        of replays cannot hold up other requests; each waits for its client."""
+        page = max(1, self.streams.replay_page_lines)
+        service = self.service
         while True:
-            async with self.service.replay_turns:
-                chunk, last, count = self._stored_page(build_id, last, upto)
-                if chunk:
-                    self.write(chunk)
-                    sent = self.flush()
-                await asyncio.sleep(0)  # hold the turn through one loop iteration
+            async with service.replay_turns:
+                chunk, last, count = await service.replay_cache.page(
+                    build_id, last, page, upto, service.store.lines
+                )
             if chunk:
-                await sent  # backpressure: the client took this page
+                await self._write_page(chunk)
             if count < page:
                 return last
 
@@ -367,8 +210,8 @@ class EventsHandler(BaseHandler):
             if active is None:  # it may have ended while we replayed; then all is stored
                 self.finish()
                 return
-        batch = float(self.settings["event_batch_interval"])
-        page = int(self.settings.get("replay_page_lines", 500))
+        batch = float(self.streams.event_batch_interval)
+        page = max(1, self.streams.replay_page_lines)
         while True:
             chunk, last = active.sse_after(last, page)
             if chunk:
@@ -386,6 +229,8 @@ class EventsHandler(BaseHandler):
 
 
 class HealthHandler(BaseHandler):
+    login_required = False
+
     async def prepare(self) -> None:
         pass
 
@@ -403,8 +248,11 @@ class HealthHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
+    login_required = False
+
     async def prepare(self) -> None:
-        if self.settings["metrics_require_auth"]:
+        if self.parts.get("require_auth"):
+            self.login_required = True
             await super().prepare()
 
     def get(self) -> None:
@@ -420,14 +268,3 @@ class RootHandler(HealthHandler):
 class NotFoundHandler(BaseHandler):
     async def prepare(self) -> None:
         raise ServiceError(404, f"no such path: {self.request.path}")
-
-
-def oauth_callback_handler() -> type:
-    """HubOAuth's callback handler, using the application's own HubOAuth instance."""
-    from jupyterhub.services.auth import HubOAuthCallbackHandler
-
-    class OAuthCallbackHandler(HubOAuthCallbackHandler):
-        def initialize(self) -> None:
-            self.hub_auth = self.settings["hub_auth"]
-
-    return OAuthCallbackHandler

@@ -42,33 +42,33 @@ async def confirm_launch(service: BuildService, build: Build, user: str) -> Buil
         return build
     if build.status == "built" and await _present(service, build):
         return build
-    serving_id = service.store.serving_build(build.image)
+    serving_id = await service.store.serving_build(build.image)
     if serving_id and serving_id != build.id:
-        serving = service.store.get(serving_id)
+        serving = await service.store.get(serving_id)
         if serving is not None and serving.status == "built" and await _present(service, serving):
-            service.store.add_user(serving.id, user)
+            await service.store.add_user(serving.id, user)
             return serving
     forget = getattr(service.checker, "forget", None)
     if callable(forget):
         forget(build.image)
-    again = service.rebuild_missing(user, build)
+    again = await service.rebuild_missing(user, build)
     service.log.warning(
         "image %s of build %s is gone (removed outside the service?): building it again as %s",
         build.image, build.id, again.id,
     )  # fmt: skip
     if build.status == "built":
-        service.store.update(
+        await service.store.update(
             build.id, status=REMOVED,
             reason=f"image found missing at a launch; built again as {again.id}",
         )  # fmt: skip
     return again
 
 
-def launch_json(service: BuildService, build: Build, prefix: str) -> dict[str, Any]:
+async def launch_json(service: BuildService, build: Build, prefix: str) -> dict[str, Any]:
     """A build's JSON with what its servers launch and who may use it."""
     data = build.to_json(prefix)
     data["launch_image"] = service.launch_image(build) if build.status == "built" else ""
-    data["users"] = service.store.users(build.id)
+    data["users"] = await service.store.users(build.id)
     return data
 
 
@@ -80,7 +80,7 @@ class LaunchHandler(BaseHandler):
     202 with the build of the same commit that replaces a removed image."""
 
     async def post(self, build_id: str) -> None:
-        build = self.get_visible_build(build_id)
+        build = await self.get_visible_build(build_id)
         body = self.json_body() if self.request.body else {}
         if not isinstance(body, dict):
             self.fail(400, "the request body must be a JSON object: {user?}", "body")
@@ -89,8 +89,8 @@ class LaunchHandler(BaseHandler):
             self.fail(400, "user must be a user name", "user")
         if user != self.identity.name and not self.identity.admin:
             self.fail(403, "confirming a launch for another user needs admin", "user")
-        if user != build.user and user not in self.service.store.users(build.id):
+        if user != build.user and user not in await self.service.store.users(build.id):
             self.fail(403, f"build {build_id} was not requested by {user}", "user")
         answer = await confirm_launch(self.service, build, user)
         status = 200 if answer.status == "built" else 202
-        self.write_json(launch_json(self.service, answer, self.prefix), status)
+        self.write_json(await launch_json(self.service, answer, self.prefix), status)

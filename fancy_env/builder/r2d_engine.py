@@ -8,10 +8,10 @@ hosts yes, this machine and private ranges no), and pushes through the API when 
 asks for `--push` (the push is made by the engine itself, not from a RUN step). Registered
 as the `repo2docker.engines` entry point `docker-api`: `repo2docker --engine docker-api ...`.
 
-The layer cache (`--cache-from`, see `fancy_env.builder.layercache`): before the build, each
-cache image the engine lacks is pulled, with the registry credentials only when the image is
-in the registry they are for, within `$FANCY_ENV_CACHE_PULL_TIMEOUT` seconds; an image that
-cannot be pulled is left out with a line in the log, and the build goes on.
+The layer cache (`--cache-from`, see `fancy_env.builder.executors.layercache`): before the
+build, each cache image the engine lacks is pulled, with the registry credentials only when
+the image is in the registry they are for, within `$FANCY_ENV_CACHE_PULL_TIMEOUT` seconds; an
+image that cannot be pulled is left out with a line in the log, and the build goes on.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import docker
 from repo2docker.engine import BuildError, Container, ContainerEngine, Image, ImageLoadError
 from traitlets import Dict, Float, Unicode, default
 
-from .layercache import CACHE_MARKER, PULL_TIMEOUT_ENV, reference_registry
+from .executors.layercache import CACHE_MARKER, PULL_TIMEOUT_ENV, reference_registry
 from .registry_auth import registry_host
 
 PUSH_MARKER = "[fancy-env] pushing "

@@ -379,7 +379,7 @@ class TableChecker:
         self.store = store
 
     async def exists(self, image: str) -> bool:
-        return self.store.image(image) is not None
+        return await self.store.image(image) is not None
 
     async def find(self, image: str) -> str | None:
         return "" if await self.exists(image) else None

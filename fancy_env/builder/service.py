@@ -9,10 +9,11 @@ image keeps its name and keeps serving until the new one replaces it. A private 
 (one only the requester's own forge credential opens, see `access.py`) gives a build marked
 `private`; every later request for its image (cache hit, share of the running build, link
 launch) proves access with the requesting user's own credential first, or is refused (403).
-Running builds emit events into their `ActiveBuild` (the log capped by `LogCap`); a flusher
-writes them to the database in small batches; a watchdog enforces the total and silence
-timeouts; at start-up, builds left active by a previous process are adopted, re-queued or
-marked failed with "interrupted by restart".
+Running builds emit events into their `ActiveBuild` (the log capped by `LogCap`); what they
+store goes through the build's `Journal` (ordered awaited writes, log lines in batches: one
+INSERT per flush); a flusher retries what a flush could not store; a watchdog enforces the
+total and silence timeouts; at start-up, builds left active by a previous process are
+adopted, re-queued or marked failed with "interrupted by restart".
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import FancyError
 from ..images import image_name, pinned_image
 from ..repos import COMMIT_SHA, RepoError, RepoPolicy, RepoSpec, check_addresses, parse_repo
 from . import metrics
@@ -33,7 +35,7 @@ from .access import ForgeAccess
 from .db import Build, Store
 from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
-from .layercache import previous_image
+from .executors.layercache import previous_image
 from .queue import FairQueue
 from .rebuild import RebuildAsk, check_rebuild
 from .registry import CacheCheckError, RegistryAuthError, find_digest
@@ -59,18 +61,22 @@ class ServiceConfig:
     max_log_lines: int = 0
     max_streams_per_user: int = 0
     replay_concurrency: int = 4
+    replay_cache_bytes: int = 16 * 1024 * 1024
     rebuild_interval: float = 300
 
 
-class ServiceError(Exception):
+class ServiceError(FancyError):
+    """A refused build request (`reason` is the message; `str()` is the bare reason)."""
+
     def __init__(
         self, status: int, reason: str, field: str = "", headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.field = field
-        self.headers = headers or {}
+        super().__init__(status, reason, field, headers)
+        self.args = (reason,)
+
+    @property
+    def reason(self) -> str:
+        return self.message
 
 
 class BuildService:
@@ -98,7 +104,7 @@ class BuildService:
         self._flush_scheduled: set[str] = set()
         self.log_cap = LogCap(config.max_log_bytes, config.max_log_lines)
         self.streams = StreamSlots(config.max_streams_per_user)
-        self.replay_cache = ReplayCache()
+        self.replay_cache = ReplayCache(max(0, config.replay_cache_bytes))
         self.replay_turns = asyncio.Semaphore(max(1, config.replay_concurrency))
         self._refusals_logged: set[str] = set()
         self.access = ForgeAccess(config.ref_resolver, config.git_timeout, executor)
@@ -152,36 +158,41 @@ class BuildService:
         spec, commit, private = await self.resolve(repo, ref, subdir, user)
         image = image_name(self.config.image_prefix, spec.key, commit)
         unchecked = bool(COMMIT_SHA.fullmatch(spec.ref))  # a full commit: nobody was asked
-        if unchecked and self.store.private_image(image):
+        if unchecked and await self.store.private_image(image):
             private, unchecked = await self.check_access(user, spec), False
         if rebuild:
-            return self._rebuild(user, admin, spec, commit, image, private)
+            return await self._rebuild(user, admin, spec, commit, image, private)
         shared = self.by_image.get(image)
         if shared is not None and not shared.job.no_cache:  # a rebuild: the old image serves
-            return self._share(shared, user)
+            return await self._share(shared, user)
         try:
             cached = await self._cached(image)
         except RegistryAuthError as e:  # never "not cached": that would rebuild and fail again
-            return self._registry_refused(user, spec, commit, image, str(e))
+            return await self._registry_refused(user, spec, commit, image, str(e))
         if cached is not None:
-            return self._cache_hit(user, spec, commit, image, cached, private)
+            return await self._cache_hit(user, spec, commit, image, cached, private)
         if unchecked:  # a new build: is the repository private, and may this user read it?
             private = await self.check_access(user, spec)
         shared = self.by_image.get(image)  # an identical request may have won the race
         if shared is not None:
-            return self._share(shared, user)
-        self._check_queue_share(user)  # no await from here on: the count cannot go stale
-        return self._new_build(user, spec, commit, image, private=private)
+            return await self._share(shared, user)
+        self._check_queue_share(user)  # no await until the build is in memory: no stale count
+        return await self._new_build(user, spec, commit, image, private=private)
 
-    def _rebuild(
+    async def _rebuild(
         self, user: str, admin: bool, spec: RepoSpec, commit: str, image: str, private: bool
     ) -> Build:
         """A new build of `image` without the layer cache, or the identical one under way.
 
-        No await in here: the checks, the join and the new build see the same state."""
+        The records are read first; from the join on, no await until the build is in
+        memory: the join, the queue share and the new build see the same state."""
+        owner, last = (
+            await self.store.requested(user, image),
+            await self.store.last_rebuild(user, image),
+        )
+        serving = await self.store.serving_build(image)
         ask = RebuildAsk(
-            user=user, admin=admin, owner=self.store.requested(user, image),
-            last=self.store.last_rebuild(user, image), now=time.time(),
+            user=user, admin=admin, owner=owner, last=last, now=time.time(),
             interval=self.config.rebuild_interval,
         )  # fmt: skip
         refusal = check_rebuild(ask)
@@ -191,11 +202,9 @@ class BuildService:
             raise ServiceError(refusal.status, refusal.reason, "rebuild", headers)
         shared = self.by_image.get(image)
         if shared is not None:  # a rebuild (or the first build) of this image is under way
-            return self._share(shared, user)
+            return await self._share(shared, user)
         self._check_queue_share(user)
-        return self._new_build(
-            user, spec, commit, image, self.store.serving_build(image), private=private
-        )
+        return await self._new_build(user, spec, commit, image, serving, private=private)
 
     def _check_queue_share(self, user: str) -> None:
         """Refuse a new build when `user` already has the most builds waiting or running."""
@@ -243,7 +252,7 @@ class BuildService:
         except ValueError:
             return str(build.image)
 
-    def rebuild_missing(self, user: str, build: Build) -> Build:
+    async def rebuild_missing(self, user: str, build: Build) -> Build:
         """A new build of `build`'s commit, whose image was found gone at a launch (or the
         identical build already under way). Raises ServiceError (policy, queue share)."""
         try:
@@ -253,18 +262,19 @@ class BuildService:
         image = image_name(self.config.image_prefix, spec.key, build.commit)
         shared = self.by_image.get(image)
         if shared is not None:
-            return self._share(shared, user)
+            return await self._share(shared, user)
         self._check_queue_share(user)
-        return self._new_build(user, spec, build.commit, image, private=build.private)
+        return await self._new_build(user, spec, build.commit, image, private=build.private)
 
-    def _share(self, active: ActiveBuild, user: str) -> Build:
-        self.store.add_user(active.id, user)
+    async def _share(self, active: ActiveBuild, user: str) -> Build:
+        """`user` joins the build under way (after its record is stored: the journal)."""
+        await active.journal.submit(lambda: self.store.add_user(active.id, user), "a user")
         metrics.DEDUPED.inc()
-        build = self.store.get(active.id)
+        build = await self.store.get(active.id)
         assert build is not None
         return build
 
-    def _cache_hit(
+    async def _cache_hit(
         self,
         user: str,
         spec: RepoSpec,
@@ -281,12 +291,12 @@ class BuildService:
         )  # fmt: skip
         active = ActiveBuild(build.id, user, self._job(build))
         active.emit("built", f"Found {image} (commit {commit[:12]}): no build needed", image)
-        self.store.add_build(build, lines=active.take_unflushed())
+        await self.store.add_build(build, lines=active.take_unflushed())
         metrics.CACHE_HITS.inc()
         metrics.BUILDS.labels("cache_hit").inc()
         return build
 
-    def _registry_refused(
+    async def _registry_refused(
         self, user: str, spec: RepoSpec, commit: str, image: str, reason: str
     ) -> Build:
         """A failed build record naming the registry and the fix; the admin's log gets it once."""
@@ -301,7 +311,7 @@ class BuildService:
         )  # fmt: skip
         active = ActiveBuild(build.id, user, self._job(build))
         active.emit("failed", reason)
-        self.store.add_build(build, lines=active.take_unflushed())
+        await self.store.add_build(build, lines=active.take_unflushed())
         metrics.BUILDS.labels("failed").inc()
         return build
 
@@ -312,18 +322,19 @@ class BuildService:
             no_cache=bool(build.rebuild), private=bool(build.private),
         )  # fmt: skip
 
-    def _new_build(
+    async def _new_build(
         self, user: str, spec: RepoSpec, commit: str, image: str, rebuild_of: str | None = None,
         *, private: bool = False,
     ) -> Build:  # fmt: skip
-        """A queued build; `rebuild_of` (a build id, or "") makes it a rebuild of `image`."""
+        """A queued build; `rebuild_of` (a build id, or "") makes it a rebuild of `image`.
+        In memory (queued, joinable) before the first await; returned once stored."""
         build = Build(
             id=secrets.token_hex(8), user=user, repo=spec.url, ref=spec.ref, subdir=spec.subdir,
             commit=commit, image=image, status="queued", created=time.time(),
             rebuild=rebuild_of is not None, rebuild_of=rebuild_of or "", private=private,
         )  # fmt: skip
-        self.store.add_build(build)
         active = self._activate(build, 0)
+        stored = active.journal.submit(lambda: self.store.add_build(build), "the record")
         shown_ref = spec.ref or "HEAD"
         active.emit("resolving", f"Resolved {spec.url} {shown_ref} to commit {commit}")
         if rebuild_of is not None:
@@ -333,8 +344,14 @@ class BuildService:
         if active.task is None:
             position = self.queue.position(active)
             active.emit("queued", f"Waiting for a build slot (position {position} in line)")
-        self._flush(active)
+        flushed = self._flush(active)
         metrics.QUEUE_LENGTH.set(len(self.queue))
+        try:
+            await stored
+        except Exception:
+            self._stop(active, "failed", "the build could not be stored")
+            raise
+        await asyncio.wait([flushed])
         return build
 
     def _activate(self, build: Build, base_seq: int) -> ActiveBuild:
@@ -348,18 +365,18 @@ class BuildService:
 
     def _phase_changed(self, active: ActiveBuild, phase: str) -> None:
         if phase not in TERMINAL_PHASES:
-            self.store.update(active.id, status=phase)
+            active.journal.submit(lambda: self.store.update(active.id, status=phase), "a phase")
 
     def _log_truncated(self, active: ActiveBuild) -> None:
-        self.store.update(active.id, log_truncated=True)
+        active.journal.submit(lambda: self.store.update(active.id, log_truncated=True))
         metrics.LOGS_TRUNCATED.inc()
 
     # ---- running ---------------------------------------------------------------------------
 
     def _start(self, active: ActiveBuild) -> None:
         metrics.QUEUE_LENGTH.set(len(self.queue))
-        active.started = time.monotonic()
-        self.store.update(active.id, started=time.time())
+        active.started, now = time.monotonic(), time.time()
+        active.journal.submit(lambda: self.store.update(active.id, started=now), "the start")
         active.task = asyncio.create_task(self._run(active))
 
     async def _run(self, active: ActiveBuild) -> None:
@@ -367,8 +384,8 @@ class BuildService:
         metrics.EXECUTOR_RUNS.inc()
         active.emit("fetching", f"Build started with the {self.executor.name} executor")
         try:
-            active.job = self._with_previous_image(active.job)
-            await self.executor.run(self._with_credential(active), active.log_line)
+            active.job = await self._with_previous_image(active.job)
+            await self.executor.run(await self._with_credential(active), active.log_line)
             digest = await self._built_digest(active.job.image)
         except asyncio.CancelledError:
             if active.stop_reason is not None:
@@ -389,13 +406,13 @@ class BuildService:
             self.queue.done(active)
             metrics.QUEUE_LENGTH.set(len(self.queue))
 
-    def _with_credential(self, active: ActiveBuild) -> BuildJob:
+    async def _with_credential(self, active: ActiveBuild) -> BuildJob:
         """The job, with its requester's own credential when the repository is private (read
         now, so a re-queued build after a restart has it too; kept in memory only)."""
         job = active.job
         if not job.private:
             return job
-        auth = self.access.auth_for(active.user, job.repo)
+        auth = await self.access.auth_for(active.user, job.repo)
         if auth is None:
             raise BuildFailed(
                 f"the credential this private repository needs was removed; add it again at "
@@ -403,37 +420,46 @@ class BuildService:
             )
         return dataclasses.replace(job, auth=auth)
 
-    def _with_previous_image(self, job: BuildJob) -> BuildJob:
+    async def _with_previous_image(self, job: BuildJob) -> BuildJob:
         """`job` with the repository's last built image, its layer cache (see layercache)."""
         if job.no_cache or job.previous_image:
             return job
-        builds = self.store.history(repo=job.repo, limit=25)
+        builds = await self.store.history(repo=job.repo, limit=25)
         return dataclasses.replace(job, previous_image=previous_image(builds, job))
 
     def _finish(self, active: ActiveBuild, phase: str, reason: str, digest: str = "") -> None:
         if active.done:
             return
         image = active.job.image if phase == "built" else None
+        job = active.job
         if phase == "built":
             message = f"Built {image}"
-            self.store.add_image(active.job.image, active.job.repo, active.job.commit, active.id)
+            add = self.store.add_image
+            active.journal.submit(lambda: add(job.image, job.repo, job.commit, active.id))
             if hasattr(self.checker, "remember"):
                 self.checker.remember(active.job.image, digest)
         else:
             message = reason
         active.emit(phase, message, image)
-        self._flush(active)
-        now = time.time()
-        self.store.update(active.id, status=phase, reason=reason, finished=now, digest=digest)
-        self.active.pop(active.id, None)
+        # the last lines and the result in one transaction; watchers see the end once both
+        # are stored, and the build leaves `active` after that (then all is in the database)
+        result = {"status": phase, "reason": reason, "finished": time.time(), "digest": digest}
+        self._flush(active, result)
+        active.journal.submit(lambda: self._retire(active))
         if self.by_image.get(active.job.image) is active:
             del self.by_image[active.job.image]
         metrics.BUILDS.labels(phase).inc()
         if active.started is not None:
             metrics.DURATION.labels(phase).observe(time.monotonic() - active.started)
 
-    def cancel(self, active: ActiveBuild, by: str) -> None:
+    async def _retire(self, active: ActiveBuild) -> None:
+        if self.active.get(active.id) is active:
+            del self.active[active.id]
+
+    async def cancel(self, active: ActiveBuild, by: str) -> None:
+        """Cancel; a queued build's result is stored when this returns."""
         self._stop(active, "cancelled", f"cancelled by {by}")
+        await active.journal.drain()
 
     def _stop(self, active: ActiveBuild, phase: str, reason: str) -> None:
         if active.done:
@@ -456,34 +482,53 @@ class BuildService:
 
     def _scheduled_flush(self, active: ActiveBuild) -> None:
         self._flush_scheduled.discard(active.id)
-        try:
-            self._flush(active)
-        except Exception:  # noqa: BLE001 - the lines stay pending; the flusher retries
-            self.log.exception("storing log lines of build %s failed", active.id)
+        self._flush(active)  # a failure is logged; the lines stay pending; the flusher retries
 
-    def _flush(self, active: ActiveBuild) -> None:
-        """Store pending lines, then publish them to watchers (stored before shown)."""
+    def _flush(
+        self, active: ActiveBuild, result: dict[str, Any] | None = None
+    ) -> asyncio.Task[Any]:
+        """Store pending lines (and the build's `result` values), then publish them to
+        watchers (stored before shown): one journal write, joined by later flushes until
+        it starts (it takes the lines then)."""
+        journal = active.journal
+        if result is None and journal.pending_flush is not None:
+            return journal.pending_flush
+        task = journal.submit(lambda: self._store_pending(active, result), "log lines")
+        journal.pending_flush = None if result is not None else task
+        journal.final_queued = journal.final_queued or result is not None
+        return task
+
+    async def _store_pending(self, active: ActiveBuild, result: dict[str, Any] | None) -> None:
+        journal = active.journal
+        if journal.pending_flush is asyncio.current_task():
+            journal.pending_flush = None  # started: later lines need a later flush
+        if result is None and journal.final_queued:
+            return  # the last flush takes them, with the result (watchers see both at once)
         lines = active.take_unflushed()
-        if lines:
-            try:
-                self.store.add_lines(lines)
-            except Exception:
-                active.unflushed[:0] = lines
-                raise
+        try:
+            await self.store.add_lines(lines, active.id, **(result or {}))
+        except Exception:
+            active.unflushed[:0] = lines
+            raise
+        finally:
+            if result is not None:
+                journal.final_queued = False
         active.publish(active.seq - len(active.unflushed))
 
     def flush_all(self) -> None:
         for active in list(self.active.values()):
-            self._flush(active)
+            if active.unflushed:
+                self._flush(active)
+
+    async def drain(self) -> None:
+        """Wait until every build's writes asked for so far are stored."""
+        await asyncio.gather(*(a.journal.drain() for a in list(self.active.values())))
 
     async def _flusher(self) -> None:
         """Safety net: retry anything a scheduled flush could not store."""
         while True:
             await asyncio.sleep(1.0)
-            try:
-                self.flush_all()
-            except Exception:  # noqa: BLE001 - keep flushing; the next round retries
-                self.log.exception("flushing build logs failed")
+            self.flush_all()
 
     async def _watchdog(self) -> None:
         while True:
@@ -515,21 +560,22 @@ class BuildService:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         self.flush_all()
+        await self.drain()
         await self.executor.close()
 
     async def recover(self) -> None:
         """Builds a previous process left active: adopt, re-queue, or mark interrupted."""
-        for build in self.store.active():
-            base = self.store.last_seq(build.id)
+        for build in await self.store.active():
+            base = await self.store.last_seq(build.id)
             if build.status in ("queued", "resolving") and build.commit:
                 active = self._activate(build, base)
-                self._restore_log_size(active, build)
+                await self._restore_log_size(active, build)
                 active.emit("queued", "Queued again after a restart of the service")
                 self.queue.submit(active)
             elif await self.executor.is_running(self._job(build)):
                 active = self._activate(build, base)
-                self._restore_log_size(active, build)
-                stored = self.store.lines(build.id, max(base - 1, 0), limit=1)
+                await self._restore_log_size(active, build)
+                stored = await self.store.lines(build.id, max(base - 1, 0), limit=1)
                 resume = stored[-1].time if stored else 0.0
                 active.job = dataclasses.replace(active.job, resume_after=resume)
                 active.emit(build.status, "Adopted the running build after a restart")
@@ -540,7 +586,7 @@ class BuildService:
                 self._finish(active, "failed", INTERRUPTED)
             self._flush(active)
 
-    def _restore_log_size(self, active: ActiveBuild, build: Build) -> None:
+    async def _restore_log_size(self, active: ActiveBuild, build: Build) -> None:
         """An adopted or re-queued build keeps counting its log from what is stored."""
-        active.log_lines, active.log_bytes = self.store.log_size(build.id)
+        active.log_lines, active.log_bytes = await self.store.log_size(build.id)
         active.truncated = bool(build.log_truncated)

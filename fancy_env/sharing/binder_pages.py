@@ -23,14 +23,15 @@ from tornado import web
 from traitlets import Bool, Unicode
 from traitlets.config import Configurable
 
-from .. import tickets
 from ..binder import BinderError, BinderRequest, parse_binder, query_values, split_v2_path
 from ..profiles import visible_profiles
-from ..repos import RepoError, parse_repo
+from ..repos import RepoError
+from ..web.context import WebContext
 from . import links as L
-from .handlers import SharingHandler
+from .base import SharingHandler
+from .config import SharingContext
 from .launch import BUILT, LaunchFlow
-from .permissions import check_spec, may_build
+from .permissions import check_spec
 
 TITLE = "Launch from a Binder link"
 REFUSED = "This Binder link cannot launch here"
@@ -80,7 +81,7 @@ class BinderFlow(LaunchFlow):
 
     async def launch(self, action: str, build_id: str) -> None:
         spec = self.link.spec
-        if build_id and not self.build_matches(build_id):
+        if build_id and not await self.build_matches(build_id):
             build_id = ""  # not this repository's build: ask again
         if not build_id:
             build = await self.request_build()
@@ -115,12 +116,14 @@ class BinderFlow(LaunchFlow):
 
 
 class BinderPageHandler(SharingHandler):
-    def initialize(self, binder: FancyEnvBinder) -> None:
+    def initialize(  # type: ignore[override]
+        self, web: WebContext, ctx: SharingContext, binder: FancyEnvBinder, **_: Any
+    ) -> None:
+        super().initialize(web, ctx)
         self.binder = binder
 
     async def prepare(self) -> None:
-        if self.request.method in ("GET", "HEAD"):  # a page view (see LinkPageBase.prepare)
-            self.request.headers.setdefault("Sec-Fetch-Mode", "navigate")
+        self.navigation()  # a read-only page view needs no XSRF check
         await super().prepare()
         if not self.binder.enabled:
             self.fail_page(
@@ -143,25 +146,20 @@ class BinderPageHandler(SharingHandler):
     def checked_repo(self, req: BinderRequest) -> str:
         """The repository as the build service names it; refused with the service's reason
         (http, private or loopback hosts, `allowed_repos`, `denied_repos`)."""
-        service = self.settings.get("build_service")
-        if service is None:
-            self.fail_page(503, REFUSED, "Binder links need the build service; it is not here.")
         try:
-            return str(parse_repo(req.repo, req.ref, "", service.policy).url)
+            return str(self.ctx.builds.normalise(req.repo, req.ref).url)
         except RepoError as err:
             self.fail_page(400, REFUSED, f"{err.field}: {err.reason}")
 
     def check_may_build(self) -> None:
-        s = self.settings
-        scope = str(s.get("build_scope", tickets.BUILD_SCOPE))
-        admins = frozenset(s.get("admin_users", ()))
-        if not may_build(self.current_user, scope, str(s.get("admin_scope", "")), admins):
-            self.fail_page(
-                403,
-                REFUSED,
-                f"permission: building from a repository needs the scope {scope}, which your "
-                "account does not have. Ask your hub admin for it.",
-            )
+        if self.identity is not None and self.identity.can_build:
+            return
+        self.fail_page(
+            403,
+            REFUSED,
+            f"permission: building from a repository needs the scope {self.web.build_scope}, "
+            "which your account does not have. Ask your hub admin for it.",
+        )
 
     def profile_choices(self, repo: str) -> list[Any]:
         """The recipient's profiles that build from repositories and allow `repo`; [] when the
@@ -238,9 +236,3 @@ class BinderPageHandler(SharingHandler):
             self.fail_page(400, REFUSED, "action: must be launch, replace or named")
         flow = self.flow(self.launch_spec(req, repo, slug if choices else ""))
         await flow.launch(action, self.get_body_argument("build_id", ""))
-
-
-def binder_handlers(prefix: str, binder: FancyEnvBinder) -> list[tuple[str, type, dict]]:
-    """The Binder route under the service prefix (mounted by `mount_sharing`)."""
-    p = prefix if prefix.endswith("/") else prefix + "/"
-    return [(rf"{p}v2/([^/]+)/(.+)", BinderPageHandler, {"binder": binder})]

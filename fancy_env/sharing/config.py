@@ -1,5 +1,5 @@
 """Admin options for sharing (`c.FancyEnvSharing.*` in the build service's config) and the
-context object the sharing handlers read from the tornado settings."""
+context every sharing handler receives through `initialize(ctx=...)`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import Any
 from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..builder.port import Builds
 from ..profiles import parse_profile_list
 from .hubapi import HubAPI
 from .links import LinkPolicy
 from .store import LinkStore
-
-SETTINGS_KEY = "fancy_env_sharing"
 
 
 class FancyEnvSharing(LoggingConfigurable):
@@ -127,12 +126,6 @@ class FancyEnvSharing(LoggingConfigurable):
         help="The hub REST API URL (default: $JUPYTERHUB_API_URL, set for managed services).",
     ).tag(config=True)
 
-    service_api_url = Unicode(
-        help="""URL where this service reaches its own build API, used to request builds on
-        behalf of the recipient (default: $JUPYTERHUB_SERVICE_URL + $JUPYTERHUB_SERVICE_PREFIX).
-        """,
-    ).tag(config=True)
-
     def policy(self) -> LinkPolicy:
         return LinkPolicy(
             default_expires_in=self.link_default_expires_in,
@@ -141,11 +134,6 @@ class FancyEnvSharing(LoggingConfigurable):
             rate_limit=self.link_rate_limit if self.links_enabled else 0,
             rate_window=self.link_rate_window,
         )
-
-
-def _default_service_url(prefix: str) -> str:
-    base = os.environ.get("JUPYTERHUB_SERVICE_URL", "").rstrip("/")
-    return f"{base}{prefix}" if base else ""
 
 
 def _hub_prefix(service_prefix: str) -> str:
@@ -160,27 +148,28 @@ def _hub_prefix(service_prefix: str) -> str:
 
 @dataclass
 class SharingContext:
-    """Everything the sharing handlers need, put in the tornado settings under SETTINGS_KEY."""
+    """Everything the sharing handlers need besides the web context (`initialize(ctx=…)`)."""
 
     config: FancyEnvSharing
     store: LinkStore
     hub: HubAPI
+    builds: Builds  # the builds layer, through its small typed interface
     prefix: str  # service prefix, e.g. /services/fancy-env/
     hub_prefix: str  # public hub prefix, e.g. /hub/ or /jh/hub/
-    service_api_url: str  # e.g. http://127.0.0.1:8765/services/fancy-env/
     profiles: Any = None  # Sequence[fancy_env.profiles.Profile] when the service knows them
 
     @classmethod
-    def create(
+    async def create(
         cls,
         config: FancyEnvSharing,
+        builds: Builds,
         db_url: str,
         prefix: str,
         hub_prefix: str | None = None,
         profiles: Any = None,
         engine: Any = None,
     ) -> SharingContext:
-        """`engine`: an open SQLAlchemy engine on `db_url` to share (the build service's)."""
+        """`engine`: an open asyncio engine on `db_url` to share (the build service's)."""
         hub_api = config.hub_api_url or os.environ.get("JUPYTERHUB_API_URL", "")
         if not hub_api:
             raise ValueError("FancyEnvSharing.hub_api_url or $JUPYTERHUB_API_URL is required")
@@ -188,10 +177,10 @@ class SharingContext:
             hub_prefix = _hub_prefix(prefix)
         return cls(
             config=config,
-            store=LinkStore(db_url, engine=engine),
+            store=await LinkStore.open(db_url, engine=engine),
             hub=HubAPI(hub_api),
+            builds=builds,
             prefix=prefix if prefix.endswith("/") else prefix + "/",
             hub_prefix=hub_prefix,
-            service_api_url=config.service_api_url or _default_service_url(prefix),
             profiles=profiles,
         )

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from tornado import web
-from tornado.log import app_log
 
 from ..builder.forge_auth import (
     CredentialError,
@@ -27,49 +26,45 @@ from ..builder.forge_auth import (
     origin_of,
     parse_host,
 )
-from .handlers import APIHandler, SharingHandler
+from ..errors import FancyError
+from .base import APIHandler, SharingHandler
 
 
 class CredentialsBase(SharingHandler):
     def store(self) -> Any:
-        service = self.settings.get("build_service")
-        store = service.access.credentials if service is not None else None
+        store = self.ctx.builds.credentials
         if store is None:
-            raise web.HTTPError(
+            raise FancyError(
                 404, "storing credentials is turned off on this service (FancyEnvCredentials)"
             )
         return store
 
-    @property
-    def log(self) -> Any:
-        return self.settings.get("log") or app_log
-
     def policy(self) -> Any:
-        return self.settings["build_service"].policy
+        return self.ctx.builds.policy
 
-    def listing(self) -> list[dict[str, Any]]:
+    async def listing(self) -> list[dict[str, Any]]:
         return [
             {"host": host_label(row["origin"]), "origin": row["origin"], "created": row["created"]}
-            for row in self.store().listing(self.username)
+            for row in await self.store().listing(self.username)
         ]
 
-    def save(self, body: Mapping[str, Any]) -> tuple[str, bool]:
+    async def save(self, body: Mapping[str, Any]) -> tuple[str, bool]:
         """Validate and store; (origin, replaced). CredentialError names the field."""
         store = self.store()
         origin = parse_host(body.get("host"), self.policy())
         token = check_token(body.get("token"))
         username = check_username(body.get("username"))
-        check_count(store.count(self.username), store.has(self.username, origin),
+        check_count(await store.count(self.username), await store.has(self.username, origin),
                     store.max_per_user)  # fmt: skip
-        replaced = store.put(self.username, origin, token, username)
+        replaced = await store.put(self.username, origin, token, username)
         self.log.info("%s %s a credential for %s", self.username,
                       "replaced" if replaced else "stored", origin)  # fmt: skip
         return origin, replaced
 
-    def remove(self, host: Any) -> str:
+    async def remove(self, host: Any) -> str:
         origin = parse_host(host, self.policy())
-        if not self.store().delete(self.username, origin):
-            raise web.HTTPError(404, f"host: you store no credential for {host_label(origin)}")
+        if not await self.store().delete(self.username, origin):
+            raise FancyError(404, f"you store no credential for {host_label(origin)}", "host")
         self.log.info("%s deleted the credential for %s", self.username, origin)
         return origin
 
@@ -77,32 +72,32 @@ class CredentialsBase(SharingHandler):
 class CredentialsPageHandler(CredentialsBase):
     @web.authenticated
     async def get(self) -> None:
-        self.show()
+        await self.show()
 
     @web.authenticated
     async def post(self) -> None:
         action = self.get_body_argument("action", "save")
         try:
             if action == "delete":
-                origin = self.remove(self.get_body_argument("host", ""))
-                self.show(notice=f"Deleted the credential for {host_label(origin)}.")
+                origin = await self.remove(self.get_body_argument("host", ""))
+                await self.show(notice=f"Deleted the credential for {host_label(origin)}.")
                 return
             if action != "save":
                 raise CredentialError("action", "must be save or delete")
             body = {k: self.get_body_argument(k, "") for k in ("host", "token", "username")}
-            origin, replaced = self.save(body)
+            origin, replaced = await self.save(body)
         except CredentialError as err:
             self.set_status(400)
-            self.show(error=str(err))
+            await self.show(error=str(err))
             return
         verb = "Replaced" if replaced else "Stored"
-        self.show(notice=f"{verb} the credential for {host_label(origin)}.")
+        await self.show(notice=f"{verb} the credential for {host_label(origin)}.")
 
-    def show(self, notice: str = "", error: str = "") -> None:
+    async def show(self, notice: str = "", error: str = "") -> None:
         self.render_page(
             "credentials.html",
             title="Git credentials",
-            credentials=self.listing(),
+            credentials=await self.listing(),
             notice=notice,
             error=error,
             page_url=f"{self.ctx.prefix}credentials",
@@ -115,52 +110,37 @@ class CredentialsAPIHandler(CredentialsBase, APIHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        self.write({"credentials": self.listing()})
+        self.write({"credentials": await self.listing()})
 
     @web.authenticated
     async def post(self) -> None:
         body = self.body()
         if not isinstance(body, dict):
-            raise web.HTTPError(400, "the body must be a JSON object {host, token, username}")
-        try:
-            origin, replaced = self.save(body)
-        except CredentialError as err:
-            raise web.HTTPError(400, str(err)) from None
-        created = next((c for c in self.listing() if c["origin"] == origin), {})
+            raise FancyError(400, "the body must be a JSON object {host, token, username}", "body")
+        origin, replaced = await self.save(body)  # a CredentialError is a 400 naming its field
+        created = next((c for c in await self.listing() if c["origin"] == origin), {})
         self.set_status(200 if replaced else 201)
         self.write({**created, "replaced": replaced})
 
     @web.authenticated
     async def delete(self) -> None:
-        try:
-            self.remove(self.get_argument("host", ""))
-        except CredentialError as err:
-            raise web.HTTPError(400, str(err)) from None
+        await self.remove(self.get_argument("host", ""))
         self.set_status(204)
         self.finish()
 
 
-def private_notice(handler: SharingHandler, repo: str) -> str:
+async def private_notice(handler: SharingHandler, repo: str) -> str:
     """What a link page tells a recipient when the link's image came from a private
     repository and they store no credential for its host ("" otherwise; the launch still
     asks the forge with the recipient's own credential, this is only the early word)."""
-    service: Any = handler.settings.get("build_service")
-    store = service.access.credentials if service is not None else None
-    if store is None or not repo or not service.store.private_repo(repo):
+    store = handler.ctx.builds.credentials
+    if store is None or not repo or not await handler.ctx.builds.is_private(repo):
         return ""
     origin = origin_of(repo)
-    if store.has(handler.username, origin):
+    if await store.has(handler.username, origin):
         return ""
     return (
         f"This environment comes from a private repository on {host_label(origin)}. It "
         f"launches only for people who can read that repository: store your own access "
         f"token for {host_label(origin)} at {handler.ctx.prefix}credentials first."
     )
-
-
-def credential_handlers(prefix: str) -> list[tuple[str, type, dict[str, Any]]]:
-    p = prefix if prefix.endswith("/") else prefix + "/"
-    return [
-        (rf"{p}credentials", CredentialsPageHandler, {}),
-        (rf"{p}api/credentials", CredentialsAPIHandler, {}),
-    ]

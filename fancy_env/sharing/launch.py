@@ -9,12 +9,13 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ..errors import FancyError
 from . import links as L
-from .hubapi import APIResult, request
+from .hubapi import APIResult
 from .permissions import is_scope_refusal
 
 if TYPE_CHECKING:
-    from .handlers import SharingHandler
+    from .base import SharingHandler
 
 BUILT = "built"
 FAILED = {"failed", "cancelled"}
@@ -81,7 +82,7 @@ class LaunchFlow:
 
     async def run(self, action: str, build_id: str, code: str) -> None:
         spec = self.link.spec
-        if spec.repo and build_id and not self.build_matches(build_id):
+        if spec.repo and build_id and not await self.build_matches(build_id):
             build_id = ""  # not this link's build: ask again
         if spec.repo and not build_id:
             build = await self.request_build()
@@ -98,17 +99,14 @@ class LaunchFlow:
             return
         if not result.ok:
             self.refused(result)
-        self.ctx.store.record_launch(self.link.id, time.time())
+        await self.ctx.store.record_launch(self.link.id, time.time())
         pending = f"{self.ctx.hub_prefix}spawn-pending/{quote(self.user, safe='')}"
         self.handler.redirect(pending + (f"/{quote(server, safe='')}" if server else ""))
 
-    def build_matches(self, build_id: str) -> bool:
+    async def build_matches(self, build_id: str) -> bool:
         """A build id posted back by the build page must be a finished build of this link's
         repository (and of its pinned commit)."""
-        service = self.handler.settings.get("build_service")
-        if service is None:
-            return True  # the spawner confirms the build in any case
-        build = service.store.get(build_id)
+        build = await self.ctx.builds.get(build_id)
         spec = self.link.spec
         return bool(
             build is not None
@@ -134,26 +132,11 @@ class LaunchFlow:
         """Ask the build service for the link's image, as the recipient: a pinned commit that
         was built answers at once (same image); otherwise the build starts."""
         spec = self.link.spec
-        service = self.handler.settings.get("build_service")
-        if service is not None:  # mounted in the build service: ask it in-process
-            from ..builder.service import ServiceError
-
-            try:
-                build = await service.request(self.user, spec.repo, spec.build_ref, spec.subdir)
-            except ServiceError as err:
-                self.handler.fail_page(err.status, "Could not build this environment", err.reason)
-            return dict(build.to_json(self.ctx.prefix))
-        url = f"{self.ctx.service_api_url}api/builds"
-        body = {"repo": spec.repo, "ref": spec.build_ref, "subdir": spec.subdir}
-        result = await request("POST", url, self.token, body)
-        if not result.ok or not isinstance(result.body, dict):
-            status = result.status if 400 <= result.status < 500 else 502
-            self.handler.fail_page(
-                status,
-                "Could not build this environment",
-                f"The build service said: {result.message}",
-            )
-        return dict(result.body)
+        try:
+            build = await self.ctx.builds.request(self.user, spec.repo, spec.build_ref, spec.subdir)
+        except FancyError as err:
+            self.handler.fail_page(err.status, "Could not build this environment", err.message)
+        return dict(build.to_json(self.ctx.prefix))
 
     def render_building(self, build: dict[str, Any], action: str, code: str) -> None:
         build_id = str(build.get("id", ""))

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import FancyError
 from ..urlpaths import URLPathError, urlpath_from
 
 #: Bytes of randomness in a link code: 24 bytes = 192 bits (at least 128 are required).
@@ -36,14 +37,11 @@ MAX_NOTE_LENGTH = 200
 LinkState = Literal["active", "revoked", "expired"]
 
 
-class LinkError(ValueError):
+class LinkError(FancyError, ValueError):
     """A request the link rules refuse; `field` names the input, `status` the HTTP status."""
 
     def __init__(self, field: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
-        self.status = status
+        super().__init__(status, message, field)
 
 
 # ---------------------------------------------------------------------------- codes
@@ -136,6 +134,7 @@ class Link:
     created: float
     expires_at: float | None = None
     revoked_at: float | None = None
+    launches: int = 0  # servers started through it (read with the link, never per row)
 
 
 def link_state(link: Link, now: float) -> LinkState:

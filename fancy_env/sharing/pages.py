@@ -10,7 +10,7 @@ from tornado import web
 
 from ..profiles import visible_profiles
 from ..validation import user_options_from_form
-from .handlers import SharingHandler
+from .base import SharingHandler
 
 EXPIRY_CHOICES = [
     (86400, "1 day"),
@@ -27,12 +27,12 @@ LINK_FIELDS = ("build_id", "urlpath", "labpath")
 class MyLinksPageHandler(SharingHandler):
     @web.authenticated
     async def get(self) -> None:
-        self.show()
+        await self.show()
 
     @web.authenticated
     async def post(self) -> None:
-        link, code = self.create_link(self.form_body())
-        self.show(created={"link": link, "url": self.full_url(self.link_url(code))})
+        link, code = await self.create_link(self.form_body())
+        await self.show(created={"link": link, "url": self.full_url(self.link_url(code))})
 
     def form_body(self) -> dict[str, Any]:
         """The create forms post KubeSpawner's field names plus our link fields."""
@@ -57,20 +57,17 @@ class MyLinksPageHandler(SharingHandler):
     def full_url(self, path: str) -> str:
         return f"{self.request.protocol}://{self.request.host}{path}"
 
-    def recent_builds(self) -> list[Any]:
-        service = self.settings.get("build_service")
-        if service is None:
-            return []
+    async def recent_builds(self) -> list[Any]:
         seen: set[tuple[str, str]] = set()
         builds = []
-        for build in service.store.history(user=self.username, limit=100):
+        for build in await self.ctx.builds.history(self.username, limit=100):
             key = (build.repo, build.commit)
             if build.status == "built" and key not in seen:
                 seen.add(key)
                 builds.append(build)
         return builds[:RECENT_BUILDS]
 
-    def show(self, created: dict[str, Any] | None = None) -> None:
+    async def show(self, created: dict[str, Any] | None = None) -> None:
         show_all = self.get_argument("all", "") == "1" and self.is_admin
         user = self.current_user or {}
         profiles = visible_profiles(
@@ -79,14 +76,14 @@ class MyLinksPageHandler(SharingHandler):
         self.render_page(
             "mylinks.html",
             title="Environment links",
-            links=self.ctx.store.list(owner=None if show_all else self.username),
+            links=await self.ctx.store.list(owner=None if show_all else self.username),
             now=time.time(),
             show_all=show_all,
             is_admin=self.is_admin,
             created=created,
             profiles=profiles,
             repo_profiles=[p for p in profiles if p.repository_build.enabled],
-            builds=self.recent_builds(),
+            builds=await self.recent_builds(),
             expiry_choices=EXPIRY_CHOICES,
             page_url=f"{self.ctx.prefix}links",
             api_url=f"{self.ctx.prefix}api/links",

@@ -14,22 +14,6 @@ from .links import LinkSpec, user_options
 HUB_SCOPE_REFUSAL = "not authorized with current scopes"
 
 
-def may_build(
-    user: Mapping[str, Any] | None,
-    build_scope: str,
-    admin_scope: str,
-    admin_users: frozenset[str] = frozenset(),
-) -> bool:
-    """Whether a hub user model (from a token or a ticket) may build: the build service's own
-    rule (fancy_env.builder.handlers): an admin, or a holder of the build scope."""
-    if not user:
-        return False
-    scopes = set(user.get("scopes") or ())
-    admin = bool(user.get("admin")) or user.get("name") in admin_users
-    admin = admin or bool(scopes & {admin_scope, "admin:users"})
-    return admin or not build_scope or build_scope in scopes
-
-
 def is_scope_refusal(status: int, message: str) -> bool:
     """A hub 403 that is about the service's token scopes, not the spawner's validator."""
     return status == 403 and (HUB_SCOPE_REFUSAL in message.lower() or message in ("", "Forbidden"))

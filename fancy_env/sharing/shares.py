@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from tornado import web
 
-from .handlers import SharingHandler
+from .base import SharingHandler
 from .hubapi import APIResult
 
 EXPIRY_CHOICES = [

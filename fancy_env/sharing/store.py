@@ -1,9 +1,11 @@
 """Storage of environment links (SQLAlchemy; same database URL as the build service).
 
-Our own table, `fancy_env_links`, created on start if missing, in whatever database the build
+Our own table, `fancy_env_links`, made or upgraded on start (`fancy_env.migrate`, schema
+"links"), in whatever database the build
 service uses (SQLite by default, PostgreSQL on a cluster). Only the SHA-256 digest of a code is
-stored. Calls are short single-row statements; like JupyterHub itself we run them on the event
-loop (SQLite lookups by primary key or index take microseconds).
+stored. Calls are short awaited statements through SQLAlchemy's asyncio API (see
+`fancy_env.dbengine`); a listing is one query (each link's launch count is a column of its
+row, not a query per link).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Float, Index, Integer, String, Text, create_engine, func, select, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import Float, Index, Integer, String, Text, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ..builder.db import create_schema
+from ..builder.gc import LinkInUse
+from ..dbengine import make_engine, upgrade_schema
 from .links import Link, LinkSpec
 
 
@@ -85,25 +88,32 @@ def _to_link(row: LinkRow) -> Link:
         created=row.created,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        launches=int(row.launches or 0),
     )
 
 
 class LinkStore:
-    """Create, find, list and change links."""
+    """Create, find, list and change links (`await LinkStore.open(url)`)."""
 
-    def __init__(self, url: str, engine: Engine | None = None) -> None:
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False}
-        self.engine = engine or create_engine(url, **kwargs)
-        create_schema(self.engine, Base.metadata)
-        self._session = sessionmaker(self.engine, expire_on_commit=False)
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._session = async_sessionmaker(engine, expire_on_commit=False)
 
-    def session(self) -> Session:
+    @classmethod
+    async def open(cls, url: str, engine: AsyncEngine | None = None) -> LinkStore:
+        """The store on `url`, or on an open `engine` to share (the build store's)."""
+        engine = engine or make_engine(url)
+        await upgrade_schema(engine, "links")
+        return cls(engine)
+
+    def session(self) -> AsyncSession:
         return self._session()
 
-    def add(self, link: Link) -> Link:
-        with self.session() as db, db.begin():
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def add(self, link: Link) -> Link:
+        async with self.session() as db, db.begin():
             db.add(
                 LinkRow(
                     id=link.id,
@@ -118,55 +128,68 @@ class LinkStore:
             )
         return link
 
-    def by_code_hash(self, code_hash: str) -> Link | None:
-        with self.session() as db:
-            row = db.scalars(select(LinkRow).where(LinkRow.code_hash == code_hash)).first()
+    async def by_code_hash(self, code_hash: str) -> Link | None:
+        async with self.session() as db:
+            q = select(LinkRow).where(LinkRow.code_hash == code_hash)
+            row = (await db.scalars(q)).first()
             return _to_link(row) if row else None
 
-    def by_id(self, link_id: str) -> Link | None:
-        with self.session() as db:
-            row = db.get(LinkRow, link_id)
+    async def by_id(self, link_id: str) -> Link | None:
+        async with self.session() as db:
+            row = await db.get(LinkRow, link_id)
             return _to_link(row) if row else None
 
-    def list(self, owner: str | None = None, limit: int = 500) -> list[Link]:
-        """Newest first; `owner=None` lists everyone's (admin)."""
-        query = select(LinkRow).order_by(LinkRow.created.desc()).limit(limit)
+    async def list(self, owner: str | None = None, limit: int = 500, offset: int = 0) -> list[Link]:
+        """Newest first, launch counts included, in one query; `owner=None`: everyone's."""
+        query = select(LinkRow).order_by(LinkRow.created.desc(), LinkRow.id)
+        query = query.limit(limit).offset(offset)
         if owner is not None:
             query = query.where(LinkRow.owner == owner)
-        with self.session() as db:
-            return [_to_link(row) for row in db.scalars(query)]
+        async with self.session() as db:
+            return [_to_link(row) for row in await db.scalars(query)]
 
-    def created_since(self, owner: str, since: float) -> Sequence[float]:
+    async def created_since(self, owner: str, since: float) -> Sequence[float]:
         """Creation times of `owner`'s links after `since` (for the rate limit)."""
         query = select(LinkRow.created).where(LinkRow.owner == owner, LinkRow.created > since)
-        with self.session() as db:
-            return list(db.scalars(query))
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
 
-    def update(self, link_id: str, **changes: Any) -> Link | None:
+    async def update(self, link_id: str, **changes: Any) -> Link | None:
         allowed = {"expires_at", "revoked_at"}
         if set(changes) - allowed:
             raise ValueError(f"only {sorted(allowed)} can change")
-        with self.session() as db, db.begin():
-            row = db.get(LinkRow, link_id)
+        async with self.session() as db, db.begin():
+            row = await db.get(LinkRow, link_id)
             if row is None:
                 return None
             for key, value in changes.items():
                 setattr(row, key, value)
             return _to_link(row)
 
-    def record_launch(self, link_id: str, now: float) -> None:
+    async def record_launch(self, link_id: str, now: float) -> None:
         # one UPDATE, so two service processes counting at once lose no launch
         launches = func.coalesce(LinkRow.launches, 0) + 1
-        with self.session() as db, db.begin():
-            db.execute(
+        async with self.engine.begin() as conn:
+            await conn.execute(
                 update(LinkRow)
                 .where(LinkRow.id == link_id)
                 .values(launches=launches, last_launch=now)
             )
 
-    def launches(self, link_id: str) -> int:
-        with self.session() as db:
-            value = db.scalar(
-                select(func.coalesce(LinkRow.launches, 0)).where(LinkRow.id == link_id)
-            )
-            return int(value or 0)
+    async def launches(self, link_id: str) -> int:
+        q = select(func.coalesce(LinkRow.launches, 0)).where(LinkRow.id == link_id)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(q)).scalar() or 0)
+
+    async def in_use(self, now: float) -> Sequence[LinkInUse]:
+        """The links that keep their images (not revoked, not expired), for retention."""
+        query = select(LinkRow).where(LinkRow.revoked_at.is_(None))
+        async with self.session() as db:
+            found = await db.scalars(query)
+            rows = [r for r in found if r.expires_at is None or r.expires_at > now]
+        uses = []
+        for row in rows:
+            spec = spec_from_json(row.spec_json)
+            uses.append(LinkInUse(row.id, row.owner, spec.repo, spec.subdir, spec.commit,
+                                  spec.build_id))  # fmt: skip
+        return uses

@@ -23,7 +23,7 @@ def test_setup_registers_service_scopes_and_spawner(tmp_path: Path) -> None:
     )  # fmt: skip
     assert [s["name"] for s in c.JupyterHub.services] == ["other", "fancy-env"]
     assert service["url"] == "http://127.0.0.1:9999"
-    assert service["command"][1:] == ["-m", "fancy_env.builder"]
+    assert service["command"][1:] == ["-m", "fancy_env.service"]
     assert service["cwd"] == str(tmp_path)
     # the service is handed a path; the secret and the config are in a 0600 file
     assert set(service["environment"]) == {"FANCY_ENV_SERVICE_FILE", "PYTHONPATH"}

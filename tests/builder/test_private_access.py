@@ -53,30 +53,32 @@ def forges(
         public.stop()
 
 
-def make_service(tmp: Path, executor: object | None = None) -> BuildService:
-    store = Store(db.url_for(tmp, "builds.sqlite"))
+async def make_service(tmp: Path, executor: object | None = None) -> BuildService:
+    store = await Store.open(db.url_for(tmp, "builds.sqlite"))
     config = ServiceConfig(image_prefix="127.0.0.1:5000/fancy-env-test/", push=False,
                            flush_interval=0.01)  # fmt: skip
     executor = executor or FakeExecutor(line_delay=0.0, lines_per_phase=1)
     service = BuildService(store, executor, TableChecker(store), POLICY, config,  # type: ignore[arg-type]
                            logging.getLogger("test"))  # fmt: skip
-    service.access.credentials = CredentialStore(store.engine, str(tmp / "credentials.key"))
+    service.access.credentials = await CredentialStore.open(
+        store.engine, str(tmp / "credentials.key")
+    )
     service.access.page_url = "/services/fancy-env/credentials"
     return service
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[BuildService]:
-    svc = make_service(tmp_path)
+    svc = await make_service(tmp_path)
     await svc.start()
     yield svc
     await svc.stop()
-    svc.store.close()
+    await svc.store.close()
 
 
-async def wait_built(service: BuildService, build_id: str) -> str:
-    for _ in range(200):
-        build = service.store.get(build_id)
+async def wait_built(service: BuildService, build_id: str, rounds: int = 200) -> str:
+    for _ in range(rounds):
+        build = await service.store.get(build_id)
         assert build is not None
         if build.status in ("built", "failed", "cancelled"):
             return build.status + (f": {build.reason}" if build.reason else "")
@@ -99,7 +101,7 @@ async def test_private_build_then_who_may_use_it(service: BuildService, forges: 
     repo = private.create("secret-course-b")
     creds = service.access.credentials
     origin = private.base_url
-    creds.put("alice", origin, ALICE_TOKEN)
+    await creds.put("alice", origin, ALICE_TOKEN)
     build = await service.request("alice", repo.url)
     assert build.private
     assert await wait_built(service, build.id) == "built"
@@ -112,21 +114,22 @@ async def test_private_build_then_who_may_use_it(service: BuildService, forges: 
         assert err.value.status == 403, ref
         assert "needs a credential" in err.value.reason
     # bob with a token the forge refuses
-    creds.put("bob", origin, "not-a-valid-token-123")
+    await creds.put("bob", origin, "not-a-valid-token-123")
     with pytest.raises(ServiceError) as err:
         await service.request("bob", repo.url, commit)
     assert err.value.status == 403 and "does not open this repository" in err.value.reason
     # bob with his own valid token: a cache hit of alice's image, marked private too
-    creds.put("bob", origin, BOB_TOKEN)
+    await creds.put("bob", origin, BOB_TOKEN)
     hit = await service.request("bob", repo.url, commit)
     assert hit.status == "built" and hit.cache_hit and hit.private
     assert hit.image == build.image
 
     # nothing stored in plain text
-    dump = db.dump(str(service.store.engine.url.render_as_string(hide_password=False)))
+    dump = db.dump(db.sync_url(service.store.engine.url))
     assert ALICE_TOKEN not in dump and BOB_TOKEN not in dump
-    assert "forge_credentials" in {t for t in service.store.engine.dialect.get_table_names(
-        service.store.engine.connect())}  # fmt: skip
+    async with service.store.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: c.dialect.get_table_names(c))
+    assert "forge_credentials" in tables
 
 
 async def test_full_commit_of_unknown_image_is_checked(
@@ -139,14 +142,14 @@ async def test_full_commit_of_unknown_image_is_checked(
     with pytest.raises(ServiceError) as err:
         await service.request("carol", repo.url, commit)
     assert err.value.status == 403
-    service.access.credentials.put("carol", private.base_url, BOB_TOKEN)
+    await service.access.credentials.put("carol", private.base_url, BOB_TOKEN)
     build = await service.request("carol", repo.url, commit)
     assert build.private and await wait_built(service, build.id) == "built"
 
 
 async def test_credential_goes_to_its_host_only(service: BuildService, forges: tuple) -> None:
     private, public = forges
-    service.access.credentials.put("dora", private.base_url, ALICE_TOKEN)
+    await service.access.credentials.put("dora", private.base_url, ALICE_TOKEN)
     before = len(public.requests())
     repo = public.create("open-course")
     build = await service.request("dora", repo.url)
@@ -155,15 +158,24 @@ async def test_credential_goes_to_its_host_only(service: BuildService, forges: t
     assert seen and all("auth=no" in line for line in seen), seen
 
 
-async def test_deleted_credential_fails_the_build(service: BuildService, forges: tuple) -> None:
-    """The credential is read when the build starts (not kept with the queued build)."""
+async def test_deleted_credential_fails_the_build(tmp_path: Path, forges: tuple) -> None:
+    """The credential is read when the build starts (not kept with the queued build): erin's
+    second build waits in the queue (max_per_user = 1) while her first (slow) one runs."""
     private, _ = forges
-    repo = private.create("secret-course-d")
-    service.access.credentials.put("erin", private.base_url, ALICE_TOKEN)
-    build = await service.request("erin", repo.url)
-    service.access.credentials.delete("erin", private.base_url)  # before its task runs
-    status = await wait_built(service, build.id)
-    assert status.startswith("failed") and "was removed; add it again at" in status
+    service = await make_service(tmp_path, FakeExecutor(line_delay=0.2, lines_per_phase=3))
+    await service.start()
+    try:
+        first, repo = private.create("secret-course-d1"), private.create("secret-course-d")
+        await service.access.credentials.put("erin", private.base_url, ALICE_TOKEN)
+        await service.request("erin", first.url)
+        build = await service.request("erin", repo.url)
+        assert service.active[build.id].task is None  # waiting for a slot
+        await service.access.credentials.delete("erin", private.base_url)  # before it starts
+        status = await wait_built(service, build.id, rounds=1000)
+        assert status.startswith("failed") and "was removed; add it again at" in status
+    finally:
+        await service.stop()
+        await service.store.close()
 
 
 async def test_kubernetes_executor_refuses_private_builds(tmp_path: Path, forges: tuple) -> None:
@@ -173,10 +185,10 @@ async def test_kubernetes_executor_refuses_private_builds(tmp_path: Path, forges
     private, public = forges
     api = await FakeKubeAPI().start()
     kube = KubernetesExecutor(api_url=api.url, namespace="ns", poll_interval=0.01)
-    svc = make_service(tmp_path, kube)
+    svc = await make_service(tmp_path, kube)
     try:
         repo = private.create("secret-course-k")
-        svc.access.credentials.put("alice", private.base_url, ALICE_TOKEN)
+        await svc.access.credentials.put("alice", private.base_url, ALICE_TOKEN)
         with pytest.raises(ServiceError) as err:
             await svc.request("alice", repo.url)
         assert err.value.status == 400 and err.value.field == "repo"
@@ -185,7 +197,7 @@ async def test_kubernetes_executor_refuses_private_builds(tmp_path: Path, forges
     finally:
         await kube.close()
         api.stop()
-        svc.store.close()
+        await svc.store.close()
 
 
 async def test_clone_sends_the_header_never_the_url(tmp_path: Path, forges: tuple) -> None:
@@ -218,35 +230,38 @@ def assert_tree_clean(context: Path, build_dir: Path, auth: GitAuth) -> None:
             assert auth.header.split()[1].encode() not in data, path
 
 
-def test_key_file_mode_and_rotation(tmp_path: Path) -> None:
+async def test_key_file_mode_and_rotation(tmp_path: Path) -> None:
     from cryptography.fernet import Fernet
-    from sqlalchemy import create_engine
+    from sqlalchemy import text
+
+    from fancy_env.dbengine import make_engine
 
     key = tmp_path / "credentials.key"
-    engine = create_engine(f"sqlite:///{tmp_path / 'c.sqlite'}")
-    store = CredentialStore(engine, str(key))
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    store = await CredentialStore.open(engine, str(key))
     assert not key.exists()  # made on first use
-    store.put("alice", "https://github.com", ALICE_TOKEN, "alice")
+    await store.put("alice", "https://github.com", ALICE_TOKEN, "alice")
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert store.get("alice", "https://github.com") == GitAuth(
+    assert await store.get("alice", "https://github.com") == GitAuth(
         "https://github.com", ALICE_TOKEN, "alice"
     )
-    assert store.listing("alice")[0]["origin"] == "https://github.com"
-    assert "t" not in store.listing("alice")[0]
+    listing = await store.listing("alice")
+    assert listing[0]["origin"] == "https://github.com" and "t" not in listing[0]
     # a row moved to another user does not decrypt into a working credential
-    with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE forge_credentials SET user = 'mallory'")
-    assert store.get("mallory", "https://github.com") is None
-    with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE forge_credentials SET user = 'alice'")
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE forge_credentials SET user = 'mallory'"))
+    assert await store.get("mallory", "https://github.com") is None
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE forge_credentials SET user = 'alice'"))
     # rotation: a new key on top; start-up re-encrypts; the old key can then go
     old = key.read_bytes()
     key.write_bytes(Fernet.generate_key() + b"\n" + old)
-    CredentialStore(engine, str(key))
+    await CredentialStore.open(engine, str(key))
     key.write_bytes(key.read_bytes().splitlines()[0] + b"\n")
-    assert CredentialStore(engine, str(key)).get("alice", "https://github.com") is not None
+    again = await CredentialStore.open(engine, str(key))
+    assert await again.get("alice", "https://github.com") is not None
     # group- or world-readable: refused
     os.chmod(key, 0o640)
     with pytest.raises(CredentialKeyError, match="chmod 600"):
         load_keys(str(key))
-    engine.dispose()
+    await engine.dispose()

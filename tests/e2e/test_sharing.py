@@ -18,6 +18,7 @@ import requests
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from fancy_env.sharing.store import LinkStore
+from tests.support import db
 from tests.support.browser import fill_login, launch_chromium
 from tests.support.builder import parse_sse
 from tests.support.form_e2e import ROOT
@@ -75,8 +76,10 @@ class World:
         return requests.request(method, self.hub.url + SERVICE + path, headers=headers,
                                 timeout=kw.pop("timeout", 60), **kw)  # fmt: skip
 
-    def store(self) -> LinkStore:
-        return LinkStore(f"sqlite:///{self.state / 'builder' / 'fancy-env-builds.sqlite'}")
+    def store(self) -> Any:
+        """The link store, called synchronously (db.Blocking)."""
+        url = f"sqlite:///{self.state / 'builder' / 'fancy-env-builds.sqlite'}"
+        return db.Blocking(lambda: LinkStore.open(url))
 
     def servers(self, user: str) -> dict[str, Any]:
         return dict(self.hub.api("GET", f"/users/{user}").json().get("servers", {}))

@@ -37,6 +37,7 @@ import requests
 from fancy_env.buildref import HTTPBuildConfirmer
 from fancy_env.sharing.links import Link, LinkSpec, hash_code, new_code, new_link_id
 from fancy_env.sharing.store import LinkStore
+from tests.support import db
 from tests.support.builder import ROOT, BuilderProcess
 from tests.support.gitserver import GitServer
 from tests.support.net import free_port, wait_for
@@ -326,13 +327,12 @@ def test_removed_image_is_built_again_and_links_protect(
         build = svc.post("alice", repo.url).json()
         builds.append(wait_built(svc, build, "alice"))
     # an active environment link pins the first commit; a revoked one pins the second
-    store = LinkStore(f"sqlite:///{svc.state}/builds.sqlite")
+    store = db.Blocking(lambda: LinkStore.open(f"sqlite:///{svc.state}/builds.sqlite"))
     for n, revoked in ((0, None), (1, time.time())):
         spec = LinkSpec(profile="p", repo=builds[n]["repo"], commit=builds[n]["commit"])
         link = Link(new_link_id(), hash_code(new_code()), "alice", spec, time.time(),
                     revoked_at=revoked)  # fmt: skip
         store.add(link)
-    store.engine.dispose()
 
     dry = gc_json(svc, "--dry-run")
     assert [i["image"] for i in dry["remove"]] == [builds[1]["image"]]

@@ -42,8 +42,10 @@ def stop_all(hub: HubProcess, user: str) -> None:
     wait_for(lambda: not servers(hub, user), timeout=30, what=f"{user}'s servers to stop")
 
 
-def store(hub: HubProcess) -> LinkStore:
-    return LinkStore(db.url_for(hub.state / "svc", "links.sqlite"))
+def store(hub: HubProcess) -> Any:
+    """The hub's link store, called from these synchronous tests (db.Blocking)."""
+    url = db.url_for(hub.state / "svc", "links.sqlite")
+    return db.Blocking(lambda: LinkStore.open(url))
 
 
 def test_create_stores_only_the_hash(sharing_hub: HubProcess) -> None:

@@ -88,7 +88,7 @@ class BuilderProcess:
         env.update(self.env)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fancy_env.builder", f"--config={config}"],
+            [sys.executable, "-m", "fancy_env.service", f"--config={config}"],
             cwd=self.state, stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         wait_for(self._up, timeout=timeout, what="build service /health")

@@ -24,9 +24,11 @@ default) or, with FANCY_ENV_ALLOW_SKIP=1, is skipped.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,42 @@ def url_for(state: Path, name: str) -> str:
 
 def current_backend() -> str:
     return _current.backend if _current else "sqlite"
+
+
+def sync_url(url: str | URL) -> str:
+    """An engine's URL (async driver) as the configured form a sync engine opens."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    parsed = parsed.set(drivername="sqlite" if backend == "sqlite" else "postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Blocking:
+    """A store's coroutines called from synchronous test code: each call opens the store
+    (`opener()`, e.g. `lambda: LinkStore.open(url)`), awaits the method in `asyncio.run`
+    and closes the store again (`Blocking(opener).launches(link_id)`)."""
+
+    def __init__(self, opener: Callable[[], Awaitable[Any]]) -> None:
+        self._opener = opener
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            async def run() -> Any:
+                store = await self._opener()
+                try:
+                    return await getattr(store, name)(*args, **kwargs)
+                finally:
+                    await store.close()
+
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(run())
+            # a loop runs in this thread (Playwright's sync API): run on a thread of its own
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, run()).result()
+
+        return call
 
 
 def dump(url: str) -> str:

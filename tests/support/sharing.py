@@ -16,7 +16,7 @@ from .hub import HubProcess
 from .net import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
-#: the form-ticket secret the standalone sharing service is started with (hex)
+#: the form-ticket secret the sharing tests' service is started with (hex)
 TICKET_SECRET_HEX = "73686172696e672d7465737473"
 
 #: What the service asks for on behalf of a logged-in user (see docs/sharing.md).
@@ -43,18 +43,18 @@ def sharing_service_config(
     name: str = "fancy-env",
     share_scope: bool = True,
 ) -> str:
-    """Hub config lines registering the standalone sharing service (no build service)."""
+    """Hub config lines registering the service (`python -m fancy_env.service`) with the
+    fake executor, for the sharing tests (`service_config`: `c.FancyEnvSharing.*` lines)."""
     state.mkdir(parents=True, exist_ok=True)
     cfg = state / "sharing_config.py"
-    cfg.write_text("c = get_config()  # noqa\n" + service_config)
+    cfg.write_text(
+        "c = get_config()  # noqa\n"
+        f"c.BuilderApp.db_url = {db.url_for(state, 'links.sqlite')!r}\n"
+        'c.BuilderApp.executor_class = "fake"\n'
+        "c.BuilderApp.gc_local_engine = False\n" + service_config
+    )
     port = port or free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "fancy_env.sharing.app",
-        f"--db-url={db.url_for(state, 'links.sqlite')}",
-        f"--config={cfg}",
-    ]
+    command = [sys.executable, "-m", "fancy_env.service", f"--config={cfg}"]
     env = {"PYTHONPATH": str(REPO), "FANCY_ENV_TICKET_SECRET": TICKET_SECRET_HEX}
     return f"""
 c.JupyterHub.services.append({{

@@ -14,7 +14,7 @@ from traitlets.config import Config
 from fancy_env.builder.executors.base import BuildJob
 from fancy_env.builder.executors.docker import DockerExecutor
 from fancy_env.builder.executors.kube import KubernetesExecutor, build_pod_manifest
-from fancy_env.builder.layercache import (
+from fancy_env.builder.executors.layercache import (
     cache_from_args,
     cache_sources,
     previous_image,

@@ -20,19 +20,19 @@ INSERT INTO builds VALUES ('ab', 'alice', 'https://x/r', '', '', 'c0ffee', 'p/r:
 """
 
 
-def test_old_database_gains_rebuild_columns(tmp_path: Path) -> None:
+async def test_old_database_gains_rebuild_columns(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as conn:
         conn.executescript(OLD_SCHEMA)
-    store = Store(f"sqlite:///{path}")
+    store = await Store.open(f"sqlite:///{path}")
     try:
-        old = store.get("ab")
+        old = await store.get("ab")
         assert old is not None
         data = old.to_json()
         assert data["rebuild"] is False and data["rebuild_of"] == ""
         assert data["log_truncated"] is False
-        assert store.serving_build("p/r:c0ffee") == "ab"
-        assert store.last_rebuild("alice", "p/r:c0ffee") is None
+        assert await store.serving_build("p/r:c0ffee") == "ab"
+        assert await store.last_rebuild("alice", "p/r:c0ffee") is None
     finally:
-        store.close()
-    Store(f"sqlite:///{path}").close()  # a second start finds the columns present
+        await store.close()
+    await (await Store.open(f"sqlite:///{path}")).close()  # a second start: columns present

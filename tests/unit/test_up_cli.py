@@ -17,7 +17,7 @@ from fancy_env.cli import UpApp, main
         ([], 2, "out", "usage: fancy-env COMMAND"),
         (["--help"], 0, "out", "up      run a complete hub"),
         (["-h"], 0, "out", "build   build an image"),
-        (["bogus"], 2, "err", "unknown command 'bogus' (allowed: up, build, gc)"),
+        (["bogus"], 2, "err", "unknown command 'bogus' (allowed: up, build, gc, db)"),
     ],
 )
 def test_dispatch(

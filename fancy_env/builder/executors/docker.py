@@ -14,8 +14,8 @@ Registry credentials reach only repo2docker's process environment
 (`CONTAINER_ENGINE_REGISTRY_CREDENTIALS`, read by repo2docker's engine for the push and for
 the layer-cache pulls from that registry): the engine gets them per push or pull request,
 never a build argument or a build container. The layer cache (`layer_cache`, see
-`fancy_env.builder.layercache`) adds `--cache-from` for the repository's previous image and
-the base images; a rebuild adds none.
+`fancy_env.builder.executors.layercache`) adds `--cache-from` for the repository's previous
+image and the base images; a rebuild adds none.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from ..checkout import BuildDirs, FetchSettings, fetch_checkout, reachable_by
 from ..confine import CheckoutError
 from ..forge_auth import GitAuth
 from ..git import GitUser, git_env
-from ..layercache import PULL_TIMEOUT_ENV, LayerCacheConfig, cache_from_args, cache_sources
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
+from .layercache import PULL_TIMEOUT_ENV, LayerCacheConfig, cache_from_args, cache_sources
 
 PR_SET_PDEATHSIG = 1
 CREDENTIALS_ENV = "CONTAINER_ENGINE_REGISTRY_CREDENTIALS"

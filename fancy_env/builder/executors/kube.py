@@ -30,7 +30,6 @@ from ...repos import RepoPolicy
 from ..checkout import Resolver, approve, resolve_host
 from ..confine import CheckoutError
 from ..forge_auth import executor_refusal
-from ..layercache import LayerCacheConfig, cache_from_args, cache_sources
 from .base import BuildFailed, BuildJob, Emit, Executor, parse_r2d_line
 from .kube_fetch import (
     BUILDER_MOUNT,
@@ -47,6 +46,7 @@ from .kube_policy import (
     build_network_policy_manifest,
     parse_egress_entry,
 )
+from .layercache import LayerCacheConfig, cache_from_args, cache_sources
 
 __all__ = [
     "DENIED_V4", "DENIED_V6", "KubernetesExecutor", "build_network_policy_manifest",

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from traitlets import Bool, Float, List, Unicode
 from traitlets.config import Configurable
 
-from .executors.base import BuildJob
+from .base import BuildJob
 
 PULL_TIMEOUT_ENV = "FANCY_ENV_CACHE_PULL_TIMEOUT"  # read by r2d_engine.DockerAPIEngine
 CACHE_MARKER = "[fancy-env] layer cache: "

@@ -1,0 +1,1 @@
+"""Alembic script directories, one per schema (`builds`, `links`); run by fancy_env.migrate."""

@@ -1,0 +1,1 @@
+"""The builds schema's Alembic script directory (env.py, versions/); see fancy_env.migrate."""

@@ -1,0 +1,1 @@
+"""Revisions of the builds schema, oldest first (see fancy_env.migrate)."""

@@ -1,0 +1,1 @@
+"""The links schema's Alembic script directory (env.py, versions/); see fancy_env.migrate."""

@@ -1,0 +1,1 @@
+"""Revisions of the links schema, oldest first (see fancy_env.migrate)."""
