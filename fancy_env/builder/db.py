@@ -124,6 +124,10 @@ class ImageRecord(Base):
     created: Mapped[float] = mapped_column(Float)
 
 
+#: rows per multi-row INSERT of log lines (6 parameters a row, under SQLite's 32,766)
+INSERT_ROWS = 1000
+
+
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v  # PostgreSQL: no NUL
             for k, v in values.items()}  # fmt: skip
@@ -221,14 +225,14 @@ class Store:
     async def add_lines(
         self, events: Iterable[BuildEvent], build_id: str = "", **values: Any
     ) -> None:
-        """One batched INSERT of log lines and (`values`) an update of build `build_id`, in
-        one transaction."""
+        """Log lines (of any builds) in multi-row INSERTs of at most `INSERT_ROWS` rows and
+        (`values`) an update of build `build_id`, in one transaction."""
         rows = _rows(events)
         if not rows and not values:
             return
         async with self.engine.begin() as conn:
-            if rows:
-                await conn.execute(insert(LogLine), rows)
+            for start in range(0, len(rows), INSERT_ROWS):
+                await conn.execute(insert(LogLine).values(rows[start : start + INSERT_ROWS]))
             if values:
                 q = update(Build).where(Build.id == build_id).values(**_clean(values))
                 await conn.execute(q)
