@@ -11,11 +11,12 @@ at a time: a build emitting 1,000 lines in a burst is one awaited batched INSERT
 
 Log lines of running builds are stored by one `LineTicks` for all of them: one flush per
 tick (`flush_interval`) takes the pending lines of every build whose record is stored and
-whose last flush is not queued, stores them in one transaction, and then shows each build's
-lines to its watchers (stored before shown). Every write of log lines, the tick's and a
-build's own journal flush (its first lines, its last lines with its result), holds
-`LineTicks.lock`: one at a time, each taking the oldest pending lines of a build, so lines
-are stored and shown in seq order; a failed write puts its lines back in front.
+whose last flush is not queued, stores them in one transaction (one executemany INSERT),
+and then shows each build's lines to its watchers (stored before shown). Every write of log
+lines, the tick's and a build's own journal flush (its first lines, its last lines with its
+result), holds `LineTicks.lock`: one at a time, each taking the oldest pending lines of a
+build, so lines are stored and shown in seq order; a failed write puts its lines back in
+front.
 """
 
 from __future__ import annotations
