@@ -221,8 +221,9 @@ class Store:
     async def add_lines(
         self, events: Iterable[BuildEvent], build_id: str = "", **values: Any
     ) -> None:
-        """One batched INSERT of log lines and (`values`) an update of build `build_id`, in
-        one transaction."""
+        """Log lines (of any builds) in one executemany INSERT and (`values`) an update of
+        build `build_id`, in one transaction. (A multi-row `insert().values(rows)` costs
+        5-13 times the CPU: SQLAlchemy compiles its 6 parameters a row each time.)"""
         rows = _rows(events)
         if not rows and not values:
             return
@@ -243,9 +244,9 @@ class Store:
             q = q.where(LogLine.seq <= upto)
         q = q.order_by(LogLine.seq).limit(limit)
         async with self.engine.connect() as conn:
-            result = await conn.execute(q)
+            rows = (await conn.execute(q)).tuples().all()  # plain tuples, no ORM objects
         return [BuildEvent(build_id, seq, phase, message, t, image)
-                for seq, phase, message, t, image in result]  # fmt: skip
+                for seq, phase, message, t, image in rows]  # fmt: skip
 
     async def pages(
         self, build_id: str, after: int = 0, page: int = 500, upto: int | None = None

@@ -8,6 +8,15 @@ inserted before its first update, and log batches are stored in seq order.
 
 A flush takes its lines when it runs, not when it was asked for, and at most one flush waits
 at a time: a build emitting 1,000 lines in a burst is one awaited batched INSERT.
+
+Log lines of running builds are stored by one `LineTicks` for all of them: one flush per
+tick (`flush_interval`) takes the pending lines of every build whose record is stored and
+whose last flush is not queued, stores them in one transaction (one executemany INSERT),
+and then shows each build's lines to its watchers (stored before shown). Every write of log
+lines, the tick's and a build's own journal flush (its first lines, its last lines with its
+result), holds `LineTicks.lock`: one at a time, each taking the oldest pending lines of a
+build, so lines are stored and shown in seq order; a failed write puts its lines back in
+front.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("fancy_env.builder")
 
@@ -28,6 +37,7 @@ class Journal:
         self._tail: asyncio.Task[Any] | None = None
         self.pending_flush: asyncio.Task[Any] | None = None  # a flush not started yet
         self.final_queued = False  # the build's last flush (lines and result) is queued
+        self.recorded = True  # its record is stored (a new build: once its first write ends)
 
     def submit(self, write: Callable[[], Awaitable[Any]], what: str = "") -> asyncio.Task[Any]:
         """Run `write()` after every write submitted before it; its task (failures are
@@ -55,6 +65,79 @@ class Journal:
             await asyncio.wait([tail])
             if self._tail is tail:
                 return
+
+
+class Pending(Protocol):
+    """What `LineTicks` needs of a running build (`stream.ActiveBuild`)."""
+
+    id: str
+    unflushed: list[Any]
+    journal: Journal
+
+    @property
+    def seq(self) -> int: ...
+
+    def take_unflushed(self) -> list[Any]: ...
+
+    def publish(self, seq: int) -> None: ...
+
+
+class LineTicks:
+    """One flush per tick of the pending log lines of every build (see the module doc)."""
+
+    def __init__(self, store: Callable[[list[Any]], Awaitable[Any]], interval: float) -> None:
+        self.store = store  # one transaction storing lines of any builds
+        self.interval = interval
+        self.lock = asyncio.Lock()  # held by every write of log lines
+        self.dirty: dict[str, Pending] = {}  # builds with lines for the next tick
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    def schedule(self, build: Pending) -> None:
+        """Store (then show) `build`'s new lines at the next tick."""
+        self.dirty[build.id] = build
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.flush())
+            self._task.add_done_callback(_consume)
+        else:  # the last tick's write is still under way: this one comes after it
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+
+    async def flush(self) -> None:
+        """Store the pending lines of every dirty build in one transaction, then show them."""
+        async with self.lock:
+            taken = []
+            for build in list(self.dirty.values()):
+                if not build.journal.recorded:
+                    continue  # its journal's first flush takes them, after the record
+                del self.dirty[build.id]
+                if not build.journal.final_queued and build.unflushed:
+                    taken.append((build, build.take_unflushed()))
+            if not taken:
+                return
+            try:
+                await self.store([line for _, lines in taken for line in lines])
+            except Exception:
+                log.exception("storing the log lines of %d build(s) failed", len(taken))
+                for build, lines in taken:
+                    build.unflushed[:0] = lines  # the flusher retries
+                raise
+            for build, _ in taken:
+                build.publish(build.seq - len(build.unflushed))
+
+    async def idle(self) -> None:
+        """Wait for the write under way (if any) to end."""
+        async with self.lock:
+            pass
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def _consume(task: asyncio.Task[Any]) -> None:

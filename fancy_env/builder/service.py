@@ -10,10 +10,11 @@ image keeps its name and keeps serving until the new one replaces it. A private 
 `private`; every later request for its image (cache hit, share of the running build, link
 launch) proves access with the requesting user's own credential first, or is refused (403).
 Running builds emit events into their `ActiveBuild` (the log capped by `LogCap`); what they
-store goes through the build's `Journal` (ordered awaited writes, log lines in batches: one
-INSERT per flush); a flusher retries what a flush could not store; a watchdog enforces the
-total and silence timeouts; at start-up, builds left active by a previous process are
-adopted, re-queued or marked failed with "interrupted by restart".
+store goes through the build's `Journal` (ordered awaited writes); their log lines are stored
+by `LineTicks`, one transaction per tick for all running builds; a flusher retries what a
+flush could not store; a watchdog enforces the total and silence timeouts; at start-up,
+builds left active by a previous process are adopted, re-queued or marked failed with
+"interrupted by restart".
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .db import Build, Store
 from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
 from .executors.layercache import previous_image
+from .journal import LineTicks
 from .queue import FairQueue
 from .rebuild import RebuildAsk, check_rebuild
 from .registry import CacheCheckError, RegistryAuthError, find_digest
@@ -101,7 +103,7 @@ class BuildService:
             self._start, config.max_concurrent, config.max_per_user
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._flush_scheduled: set[str] = set()
+        self.ticks = LineTicks(store.add_lines, config.flush_interval)
         self.log_cap = LogCap(config.max_log_bytes, config.max_log_lines)
         self.streams = StreamSlots(config.max_streams_per_user)
         self.replay_cache = ReplayCache(max(0, config.replay_cache_bytes))
@@ -334,7 +336,13 @@ class BuildService:
             rebuild=rebuild_of is not None, rebuild_of=rebuild_of or "", private=private,
         )  # fmt: skip
         active = self._activate(build, 0)
-        stored = active.journal.submit(lambda: self.store.add_build(build), "the record")
+        active.journal.recorded = False
+
+        async def record() -> None:
+            await self.store.add_build(build)
+            active.journal.recorded = True
+
+        stored = active.journal.submit(record, "the record")
         shown_ref = spec.ref or "HEAD"
         active.emit("resolving", f"Resolved {spec.url} {shown_ref} to commit {commit}")
         if rebuild_of is not None:
@@ -474,15 +482,8 @@ class BuildService:
     # ---- background ------------------------------------------------------------------------
 
     def _schedule_flush(self, active: ActiveBuild) -> None:
-        """Store (then show) new lines soon, in one batch with the lines that follow."""
-        if active.id not in self._flush_scheduled:
-            self._flush_scheduled.add(active.id)
-            loop = asyncio.get_running_loop()
-            loop.call_later(self.config.flush_interval, self._scheduled_flush, active)
-
-    def _scheduled_flush(self, active: ActiveBuild) -> None:
-        self._flush_scheduled.discard(active.id)
-        self._flush(active)  # a failure is logged; the lines stay pending; the flusher retries
+        """Store (then show) new lines at the next tick, with every other build's."""
+        self.ticks.schedule(active)  # a failure is logged; the lines stay; the flusher retries
 
     def _flush(
         self, active: ActiveBuild, result: dict[str, Any] | None = None
@@ -504,16 +505,17 @@ class BuildService:
             journal.pending_flush = None  # started: later lines need a later flush
         if result is None and journal.final_queued:
             return  # the last flush takes them, with the result (watchers see both at once)
-        lines = active.take_unflushed()
-        try:
-            await self.store.add_lines(lines, active.id, **(result or {}))
-        except Exception:
-            active.unflushed[:0] = lines
-            raise
-        finally:
-            if result is not None:
-                journal.final_queued = False
-        active.publish(active.seq - len(active.unflushed))
+        async with self.ticks.lock:  # one write of log lines at a time (seq order)
+            lines = active.take_unflushed()
+            try:
+                await self.store.add_lines(lines, active.id, **(result or {}))
+            except Exception:
+                active.unflushed[:0] = lines
+                raise
+            finally:
+                if result is not None:
+                    journal.final_queued = False
+            active.publish(active.seq - len(active.unflushed))
 
     def flush_all(self) -> None:
         for active in list(self.active.values()):
@@ -523,12 +525,15 @@ class BuildService:
     async def drain(self) -> None:
         """Wait until every build's writes asked for so far are stored."""
         await asyncio.gather(*(a.journal.drain() for a in list(self.active.values())))
+        await self.ticks.idle()
 
     async def _flusher(self) -> None:
         """Safety net: retry anything a scheduled flush could not store."""
         while True:
             await asyncio.sleep(1.0)
-            self.flush_all()
+            for active in list(self.active.values()):
+                if active.unflushed:
+                    self.ticks.schedule(active)
 
     async def _watchdog(self) -> None:
         while True:
@@ -554,6 +559,7 @@ class BuildService:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self.ticks.cancel()
         self.executor.shutting_down = True
         running = [a.task for a in self.active.values() if a.task is not None]
         for task in running:
