@@ -32,8 +32,9 @@ def service(tmp_path: Path, config: str = "") -> BuilderProcess:
 
 @pytest.fixture
 def slow_builder(tmp_path: Path) -> Iterator[BuilderProcess]:
-    """Builds of `slow-*` repositories take about 12 s (30 lines per phase, 0.2 s apart)."""
-    svc = service(tmp_path, "c.FakeExecutor.line_delay = 0.2\n")
+    """Builds of `slow-*` repositories take about 90 s (30 lines per phase, 1.5 s apart):
+    far longer than the test, so none ends on its own and frees a queue slot under load."""
+    svc = service(tmp_path, "c.FakeExecutor.line_delay = 1.5\n")
     yield svc
     svc.stop()
 
