@@ -244,7 +244,7 @@ class Store:
             q = q.where(LogLine.seq <= upto)
         q = q.order_by(LogLine.seq).limit(limit)
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(q)).tuples().all()  # plain tuples, no ORM objects
+            rows = (await conn.execute(q)).all()  # rows (tuple-like), no ORM objects
         return [BuildEvent(build_id, seq, phase, message, t, image)
                 for seq, phase, message, t, image in rows]  # fmt: skip
 

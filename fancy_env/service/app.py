@@ -26,6 +26,7 @@ from ..sharing.binder_pages import FancyEnvBinder
 from ..sharing.config import FancyEnvSharing, SharingContext
 from ..sharing.links import redact_codes
 from ..sharing.routes import sharing_routes
+from ..sharing.store import LinkStore
 from ..web.context import WebContext
 from .logs import install_log_redaction
 
@@ -66,8 +67,15 @@ class FancyEnvService(BuilderApp):
         ctx = await self.make_sharing(service)
         routes: list[Route] = list(extra_routes)
         if ctx is not None:
-            collector = collector or self.make_collector(service, ctx.store.in_use)
             routes += sharing_routes(web, ctx, FancyEnvBinder(parent=self))
+        # links made while sharing was on still pin their images when it is off (the table
+        # lives in the build database either way): retention always asks it
+        links = (
+            ctx.store
+            if ctx is not None
+            else await LinkStore.open(self.db_url, service.store.engine)
+        )
+        collector = collector or self.make_collector(service, links.in_use)
         return await super().make_web_app(service, web, collector, routes)
 
 

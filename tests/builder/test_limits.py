@@ -288,8 +288,8 @@ def test_database_of_the_previous_release(tmp_path: Path, git_server: GitServer)
     """The schema of the release before `log_truncated` (main at 38ea3d8): the column is
     added at start-up, old records read as not truncated, new builds set it."""
     if db.current_backend() != "sqlite":
-        pytest.skip("the previous release's schema is kept as SQLite DDL; a PostgreSQL "
-                    "upgrade test comes with the migrations (issue 10)")  # fmt: skip
+        pytest.skip("this schema is kept as SQLite DDL; tests/builder/test_migrations.py "
+                    "upgrades databases of earlier releases on PostgreSQL too")  # fmt: skip
     state = tmp_path / "builder"
     state.mkdir()
     con = sqlite3.connect(state / "builds.sqlite")
