@@ -73,6 +73,7 @@ class Pending(Protocol):
     id: str
     unflushed: list[Any]
     journal: Journal
+    done: bool  # its terminal event is emitted: its last flush stores it with the result
 
     @property
     def seq(self) -> int: ...
@@ -115,7 +116,9 @@ class LineTicks:
                 if not build.journal.recorded:
                     continue  # its journal's first flush takes them, after the record
                 del self.dirty[build.id]
-                if not build.journal.final_queued and build.unflushed:
+                # an ended build's lines (its terminal event among them) wait for its last
+                # flush, which stores them with the result: watchers never see the end first
+                if not build.journal.final_queued and not build.done and build.unflushed:
                     taken.append((build, build.take_unflushed()))
             if not taken:
                 return

@@ -17,6 +17,7 @@ class Build:
         self.id = name
         self.journal = Journal(name)
         self.unflushed: list[tuple[str, int]] = []
+        self.done = False
         self.seq = 0
         self.published = 0
 
