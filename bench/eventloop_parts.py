@@ -40,7 +40,10 @@ from tests.support.gitserver import GitRepo, GitServer  # noqa: E402
 from tests.support.net import free_port, wait_for  # noqa: E402
 
 SECRET = b"bench-eventloop-ticket-secret"
-SERVICE_MODULE = "fancy_env.builder"
+#: the module that runs the service: the assembly where the tree has one (since the one web
+#: layer; `python -m fancy_env.builder` would exec it, and loopwatch would be gone with the
+#: exec), else the build service of the older tree
+SERVICE_MODULES = ("fancy_env.service", "fancy_env.builder")
 PREFIX = "/services/fancy-env/"
 TERMINAL = ("built", "failed", "cancelled")
 LINE_NUMBER = re.compile(r"line (\d+)$")
@@ -261,7 +264,10 @@ class Service:
         self.profiled = profile is not None
         if profile:
             profile.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, *wrap, "-m", SERVICE_MODULE, f"--config={path}"]
+        module = next(
+            m for m in SERVICE_MODULES if (self.tree.path / m.replace(".", "/")).is_dir()
+        )
+        cmd = [sys.executable, *wrap, "-m", module, f"--config={path}"]
         log = (self.state / "builder.log").open("ab")
         self.proc = subprocess.Popen(cmd, cwd=self.state, stdout=log, stderr=log, env=env)
         wait_for(self._up, timeout=60, what=f"{self.tree.label} service /health")
