@@ -264,9 +264,7 @@ class Service:
         self.profiled = profile is not None
         if profile:
             profile.parent.mkdir(parents=True, exist_ok=True)
-        module = next(
-            m for m in SERVICE_MODULES if (self.tree.path / m.replace(".", "/")).is_dir()
-        )
+        module = next(m for m in SERVICE_MODULES if (self.tree.path / m.replace(".", "/")).is_dir())
         cmd = [sys.executable, *wrap, "-m", module, f"--config={path}"]
         log = (self.state / "builder.log").open("ab")
         self.proc = subprocess.Popen(cmd, cwd=self.state, stdout=log, stderr=log, env=env)

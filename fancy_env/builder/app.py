@@ -55,7 +55,8 @@ from .registry_auth import (
 )
 from .retention import RetentionPolicy
 from .routes import Route, build_routes
-from .service import BuildService, ServiceConfig
+from .service import BuildService
+from .serviceconfig import ServiceConfig
 
 BUILD_SCOPE = "custom:fancy-env:build"
 ADMIN_SCOPE = "custom:fancy-env:admin"

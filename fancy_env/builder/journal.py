@@ -16,17 +16,24 @@ and then shows each build's lines to its watchers (stored before shown). Every w
 lines, the tick's and a build's own journal flush (its first lines, its last lines with its
 result), holds `LineTicks.lock`: one at a time, each taking the oldest pending lines of a
 build, so lines are stored and shown in seq order; a failed write puts its lines back in
-front.
+front. A build's last write (its last lines and its result) is tried again until it is
+stored (`until_stored`), so a database away for a while loses neither, and the build stays
+in memory, its watchers waiting, until then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 log = logging.getLogger("fancy_env.builder")
+
+#: seconds between tries of a write that must not be lost; the last one repeats
+RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Journal:
@@ -141,6 +148,26 @@ class LineTicks:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+async def until_stored(
+    write: Callable[[], Awaitable[Any]], stopping: asyncio.Event, what: str
+) -> Any:
+    """`write()`, tried again after each failure (`RETRY_DELAYS`, each failure logged) until
+    it succeeds; once `stopping` is set, a failure is raised (the next start of the service
+    marks a build whose result it could not store as interrupted)."""
+    for attempt in itertools.count():
+        try:
+            return await write()
+        except Exception as e:
+            if stopping.is_set():
+                raise
+            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+            log.warning("%s failed (%s: %s); trying again in %g s", what, type(e).__name__, e,
+                        delay)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _consume(task: asyncio.Task[Any]) -> None:

@@ -25,7 +25,6 @@ import logging
 import secrets
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import FancyError
@@ -37,34 +36,14 @@ from .db import Build, Store
 from .events import TERMINAL_PHASES
 from .executors.base import BuildFailed, BuildJob, Executor
 from .executors.layercache import previous_image
-from .journal import LineTicks
+from .journal import LineTicks, until_stored
 from .queue import FairQueue
 from .rebuild import RebuildAsk, check_rebuild
 from .registry import CacheCheckError, RegistryAuthError, find_digest
+from .serviceconfig import ServiceConfig
 from .stream import ActiveBuild, LogCap, ReplayCache, StreamSlots
 
 INTERRUPTED = "interrupted by restart"
-
-
-@dataclass
-class ServiceConfig:
-    image_prefix: str
-    push: bool
-    max_concurrent: int = 2
-    max_per_user: int = 1
-    build_timeout: float = 3600
-    silence_timeout: float = 600
-    git_timeout: float = 30
-    ref_resolver: str = "http"
-    flush_interval: float = 0.02
-    max_queued_per_user: int = 5
-    queue_retry_after: int = 30
-    max_log_bytes: int = 0
-    max_log_lines: int = 0
-    max_streams_per_user: int = 0
-    replay_concurrency: int = 4
-    replay_cache_bytes: int = 16 * 1024 * 1024
-    rebuild_interval: float = 300
 
 
 class ServiceError(FancyError):
@@ -103,6 +82,7 @@ class BuildService:
             self._start, config.max_concurrent, config.max_per_user
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()  # set by stop(): the last writes stop retrying
         self.ticks = LineTicks(store.add_lines, config.flush_interval)
         self.log_cap = LogCap(config.max_log_bytes, config.max_log_lines)
         self.streams = StreamSlots(config.max_streams_per_user)
@@ -505,6 +485,15 @@ class BuildService:
             journal.pending_flush = None  # started: later lines need a later flush
         if result is None and journal.final_queued:
             return  # the last flush takes them, with the result (watchers see both at once)
+        if result is None:
+            return await self._store_lines(active, None)
+        try:  # the result is not given up while the service runs (the database may be away)
+            await until_stored(lambda: self._store_lines(active, result), self._stopping,
+                               f"build {active.id}: storing its last lines and result")  # fmt: skip
+        finally:
+            journal.final_queued = False
+
+    async def _store_lines(self, active: ActiveBuild, result: dict[str, Any] | None) -> None:
         async with self.ticks.lock:  # one write of log lines at a time (seq order)
             lines = active.take_unflushed()
             try:
@@ -512,9 +501,6 @@ class BuildService:
             except Exception:
                 active.unflushed[:0] = lines
                 raise
-            finally:
-                if result is not None:
-                    journal.final_queued = False
             active.publish(active.seq - len(active.unflushed))
 
     def flush_all(self) -> None:
@@ -557,6 +543,7 @@ class BuildService:
         ]
 
     async def stop(self) -> None:
+        self._stopping.set()
         for task in self._tasks:
             task.cancel()
         self.ticks.cancel()
