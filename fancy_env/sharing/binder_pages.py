@@ -19,7 +19,6 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from tornado import web
 from traitlets import Bool, Unicode
 from traitlets.config import Configurable
 
@@ -205,7 +204,6 @@ class BinderPageHandler(SharingHandler):
         self.check_may_build()
         return req, repo, self.profile_choices(repo)
 
-    @web.authenticated
     async def get(self, provider: str, spec: str) -> None:
         req, repo, choices = self.prepared()
         default = next((p for p in choices if p.default), choices[0] if choices else None)
@@ -224,7 +222,6 @@ class BinderPageHandler(SharingHandler):
             server_url=flow.server_url(""),
         )
 
-    @web.authenticated
     async def post(self, provider: str, spec: str) -> None:
         req, repo, choices = self.prepared()
         slug = self.get_body_argument("profile", "")

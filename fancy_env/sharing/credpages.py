@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tornado import web
-
 from ..builder.forge_auth import (
     CredentialError,
     check_count,
@@ -70,11 +68,9 @@ class CredentialsBase(SharingHandler):
 
 
 class CredentialsPageHandler(CredentialsBase):
-    @web.authenticated
     async def get(self) -> None:
         await self.show()
 
-    @web.authenticated
     async def post(self) -> None:
         action = self.get_body_argument("action", "save")
         try:
@@ -108,11 +104,9 @@ class CredentialsPageHandler(CredentialsBase):
 class CredentialsAPIHandler(CredentialsBase, APIHandler):
     accepts_ticket = False  # a cookie (with XSRF) or an API token; not the form's ticket
 
-    @web.authenticated
     async def get(self) -> None:
         self.write({"credentials": await self.listing()})
 
-    @web.authenticated
     async def post(self) -> None:
         body = self.body()
         if not isinstance(body, dict):
@@ -122,7 +116,6 @@ class CredentialsAPIHandler(CredentialsBase, APIHandler):
         self.set_status(200 if replaced else 201)
         self.write({**created, "replaced": replaced})
 
-    @web.authenticated
     async def delete(self) -> None:
         await self.remove(self.get_argument("host", ""))
         self.set_status(204)

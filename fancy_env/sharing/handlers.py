@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tornado import web
-
 from ..errors import FancyError
 from . import links as L
 from .base import APIHandler, SharingHandler
@@ -64,7 +62,6 @@ class LinkAPIBase(APIHandler):
 
 
 class LinksAPIHandler(LinkAPIBase):
-    @web.authenticated
     async def get(self) -> None:
         owner: str | None = self.username
         if self.get_argument("all", "") in ("1", "true"):
@@ -76,7 +73,6 @@ class LinksAPIHandler(LinkAPIBase):
         links = await self.ctx.store.list(owner=owner, limit=limit, offset=offset)
         self.write({"links": [self.link_model(link) for link in links]})
 
-    @web.authenticated
     async def post(self) -> None:
         link, code = await self.create_link(self.body())
         self.set_status(201)
@@ -84,11 +80,9 @@ class LinksAPIHandler(LinkAPIBase):
 
 
 class LinkAPIHandler(LinkAPIBase):
-    @web.authenticated
     async def get(self, link_id: str) -> None:
         self.write(self.link_model(await self.owned_link(link_id)))
 
-    @web.authenticated
     async def patch(self, link_id: str) -> None:
         link = await self.owned_link(link_id)
         changes = L.parse_link_update(self.body(), time.time(), self.ctx.config.policy())
@@ -97,7 +91,6 @@ class LinkAPIHandler(LinkAPIBase):
         updated = await self.ctx.store.update(link.id, **changes) or link
         self.write(self.link_model(updated))
 
-    @web.authenticated
     async def delete(self, link_id: str) -> None:
         link = await self.owned_link(link_id)
         if link.revoked_at is None:
@@ -147,7 +140,6 @@ class LinkPageBase(SharingHandler):
 
 
 class LinkPageHandler(LinkPageBase):
-    @web.authenticated
     async def get(self, code: str) -> None:
         link = await self.find_link(code)
         self.check_permission(link)
@@ -173,7 +165,6 @@ class LinkPageHandler(LinkPageBase):
 
 
 class LinkLaunchHandler(LinkPageBase):
-    @web.authenticated
     async def post(self, code: str) -> None:
         link = await self.find_link(code)
         self.check_permission(link)

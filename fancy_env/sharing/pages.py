@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tornado import web
-
 from ..profiles import visible_profiles
 from ..validation import user_options_from_form
 from .base import SharingHandler
@@ -25,11 +23,9 @@ LINK_FIELDS = ("build_id", "urlpath", "labpath")
 
 
 class MyLinksPageHandler(SharingHandler):
-    @web.authenticated
     async def get(self) -> None:
         await self.show()
 
-    @web.authenticated
     async def post(self) -> None:
         link, code = await self.create_link(self.form_body())
         await self.show(created={"link": link, "url": self.full_url(self.link_url(code))})

@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from tornado import web
-
 from .base import SharingHandler
 from .hubapi import APIResult
 
@@ -32,11 +30,9 @@ MISSING_SCOPE = (
 
 
 class ShareServerHandler(SharingHandler):
-    @web.authenticated
     async def get(self, server: str = "") -> None:
         await self.show(server)
 
-    @web.authenticated
     async def post(self, server: str = "") -> None:
         action = self.get_body_argument("action", "")
         hub, token, user = self.ctx.hub, self.user_token(), self.username
