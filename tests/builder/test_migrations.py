@@ -159,6 +159,34 @@ print(json.dumps(made))
 """
 
 
+#: the earlier release still running beside the upgraded database (a rolling upgrade: the old
+#: service process is not stopped yet), with its own stores: it reads what the current code
+#: wrote and writes a build, its log and a launch (every revision only adds tables, and
+#: columns with server defaults, so the old code's INSERTs and SELECTs still fit)
+OLD_AFTER_UPGRADE = """
+import json, sys
+import fancy_env
+from fancy_env.builder.db import Build, Store
+from fancy_env.builder.events import BuildEvent
+from fancy_env.sharing.store import LinkStore
+url, tree = sys.argv[1], sys.argv[2]
+assert fancy_env.__file__.startswith(tree), fancy_env.__file__
+now = 1_700_000_100.5
+store = Store(url)
+new = store.get("new1")
+store.add_build(Build(id="old3", user="dave", repo="https://h/t", ref="main", status="building",
+                      commit="e" * 40, image="p/t:e", created=now),
+                lines=[BuildEvent("old3", 1, "fetching", "clone", now)])
+store.add_lines([BuildEvent("old3", 2, "built", "done", now + 1, "p/t:e")])
+store.update("old3", status="built", finished=now + 2)
+store.add_image("p/t:e", "https://h/t", "e" * 40, "old3")
+links = LinkStore(url)
+links.record_launch("lk3", now + 3)
+print(json.dumps({"new1": [new.status, new.image], "links": [x.id for x in links.list()],
+                  "old1": [e.message for e in store.lines("old1")][-1]}))
+"""
+
+
 def extract(commit: str, dest: Path) -> Path:
     """The `fancy_env` package of `commit`, from git, under `dest`."""
     found = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"],
@@ -192,14 +220,34 @@ def kept(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str
         assert not missing, f"{table}: rows lost or changed: {missing}"
 
 
-def make_old_database(commit: str, tmp_path: Path, url: str) -> list[str]:
-    tree = extract(commit, tmp_path / f"release-{commit}")
+def run_release(commit: str, tmp_path: Path, script: str, *args: str) -> Any:
+    """`script` run by the code of `commit` (extracted once under tmp_path); its JSON output."""
+    tree = tmp_path / f"release-{commit}"
+    if not tree.exists():
+        extract(commit, tree)
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    key = str(tmp_path / "credentials.key")
-    cmd = [sys.executable, "-c", textwrap.dedent(OLD_RELEASE), url, str(tree), key]
+    cmd = [sys.executable, "-c", textwrap.dedent(script), args[0], str(tree), *args[1:]]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    return list(json.loads(done.stdout.splitlines()[-1]))
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def make_old_database(commit: str, tmp_path: Path, url: str) -> list[str]:
+    key = str(tmp_path / "credentials.key")
+    return list(run_release(commit, tmp_path, OLD_RELEASE, url, key))
+
+
+async def read_what_the_old_release_wrote_after(url: str) -> None:
+    store = await Store.open(url)
+    old3 = await store.get("old3")
+    assert old3 is not None and (old3.status, old3.finished) == ("built", OLD + 102)
+    assert (old3.digest, old3.private, old3.log_truncated) == ("", False, False)
+    assert [e.message for e in await store.lines("old3")] == ["clone", "done"]
+    assert await store.serving_build("p/t:e") == "old3"
+    links = await LinkStore.open(url)
+    assert await links.launches("lk3") == 2
+    await store.close()
+    await links.close()
 
 
 async def read_and_write(url: str, key: str, made: list[str]) -> None:
@@ -251,8 +299,9 @@ def test_upgrade_of_a_database_made_by_an_earlier_release(
 ) -> None:
     """The earlier release's own stores make builds, log lines, images, links (and forge
     credentials where it had them); the current code adopts the database (stamped where its
-    columns match), upgrades it with every row kept, reads and writes it; a second start
-    runs no migration."""
+    columns match), upgrades it with every row kept, reads and writes it; the earlier release,
+    still running, goes on reading and writing the upgraded database; a second start runs no
+    migration."""
     made = make_old_database(commit, tmp_path, db_url)
     before = rows(db_url)
     assert len(before["log_lines"]) == 5 and len(before["fancy_env_links"]) == 2
@@ -263,6 +312,11 @@ def test_upgrade_of_a_database_made_by_an_earlier_release(
         assert migrate.adopted_revision(conn, "links") == "l01_baseline"
     asyncio.run(read_and_write(db_url, str(tmp_path / "credentials.key"), made))
     kept(before, rows(db_url))
+    # the earlier release, still running during the upgrade, goes on reading and writing
+    seen = run_release(commit, tmp_path, OLD_AFTER_UPGRADE, db_url)
+    assert seen == {"new1": ["built", "p/r:c"], "links": ["lk3", "lk2", "lk1"],
+                    "old1": "after the upgrade"}  # fmt: skip
+    asyncio.run(read_what_the_old_release_wrote_after(db_url))
     with engine.connect() as conn:
         for schema in migrate.SCHEMAS:
             assert migrate.current(conn, schema) == migrate.head(schema)
@@ -276,7 +330,7 @@ def test_upgrade_of_a_database_made_by_an_earlier_release(
     monkeypatch.setattr(alembic.command, "stamp", no_migration)
     second = rows(db_url)
     asyncio.run(start_all(db_url, str(tmp_path / "credentials.key")))
-    assert rows(db_url) == second and len(second["builds"]) == 3
+    assert rows(db_url) == second and len(second["builds"]) == 4
     engine.dispose()
 
 
