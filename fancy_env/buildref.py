@@ -95,7 +95,7 @@ class HTTPBuildConfirmer:
         except HTTPClientError as e:
             if e.code == 404:
                 raise BuildRefError(f"no build with id {build_id!r}") from None
-            if e.code in (400, 403, 429) and e.response is not None:
+            if e.code in (400, 403, 429, 503) and e.response is not None:  # its own words
                 raise BuildRefError(_message(e.response.body, e.code), status=e.code) from None
             raise BuildRefError(f"the build service answered {e.code}", status=503) from None
         except OSError:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthenticated
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from tornado.web import HTTPError, RequestHandler
 
 from .. import tickets
@@ -28,6 +30,20 @@ from ..webinput import int_param, parse_json_body
 from .context import WebContext
 
 SERVER_ERROR = "Something went wrong on our side; the service log has the details."
+DATABASE_DOWN = (
+    "the service's database is not answering just now; try again in a minute "
+    "(the service log names the cause)"
+)
+#: seconds a client is asked to wait when the database is not answering
+DATABASE_RETRY_AFTER = 30
+
+
+def database_down(exc: BaseException | None) -> bool:
+    """Whether `exc` says the database cannot be reached or used just now (connection lost or
+    refused, pool exhausted, SQLite locked past its busy timeout): a 503, not a 500."""
+    if isinstance(exc, OperationalError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 @dataclass(frozen=True)
@@ -204,11 +220,21 @@ class ServiceHandler(HubOAuthenticated, RequestHandler):
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if database_down(exc):
+            headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+            exc = FancyError(503, DATABASE_DOWN, headers=headers)
+            kwargs["exc_info"] = (FancyError, exc, None)
         if isinstance(exc, FancyError):
             status_code = exc.status
         super().send_error(status_code, **kwargs)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if database_down(value):  # the driver's own message: no SQL, no parameters
+            cause = getattr(value, "orig", None) or value
+            self.log.warning("%s %s -> 503: the database is not answering: %s: %s",
+                             self.request.method, self.request.path, type(cause).__name__,
+                             str(cause).strip())  # fmt: skip
+            return
         if isinstance(value, FancyError):
             self.log.info(
                 "%s %s -> %s: %s", self.request.method, self.request.path, value.status, value
