@@ -7,7 +7,8 @@ Configured URLs keep their forms; the driver is chosen here:
   (readers never wait for the writer; a writer waits up to 5 s for another one, in
   aiosqlite's worker thread, not on the event loop);
 - `postgresql://…`, `postgresql+psycopg://…` (or `+psycopg_async`) → psycopg 3 in its asyncio
-  mode (the `postgres` extra), with a connection pool checked before use (`pool_pre_ping`);
+  mode (the `postgres` extra), with a connection pool checked before use (`pool_pre_ping`)
+  and a 10 s `connect_timeout` unless the URL names one;
 - `postgresql+asyncpg://…` is used as it is (asyncpg is not a dependency).
 
 Anything else is refused with the URL shown without its password (`shown`), which is also the
@@ -35,6 +36,10 @@ from . import migrate
 POOL_SIZE = 5
 #: further connections opened under load, closed when returned
 MAX_OVERFLOW = 10
+#: seconds a new PostgreSQL connection may take (psycopg's `connect_timeout`; a URL that
+#: names `connect_timeout` keeps its own): a database host that drops packets fails a
+#: request, a retried write or a stop after this long instead of hanging
+CONNECT_TIMEOUT = 10
 
 _SQLITE = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
 _PSYCOPG = {"postgresql", "postgresql+psycopg", "postgresql+psycopg_async"}
@@ -94,6 +99,9 @@ def make_engine(url: str | URL) -> AsyncEngine:
     else:
         kwargs.update(pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_pre_ping=True,
                       pool_recycle=1800)  # fmt: skip
+        psycopg = target.get_driver_name().startswith("psycopg")
+        if psycopg and "connect_timeout" not in target.query:
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     engine = create_async_engine(target, **kwargs)
     if target.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
