@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import secrets
 import socket
@@ -422,8 +423,10 @@ class BuildService:
         job = active.job
         if phase == "built":
             message = f"Built {image}"
-            add = self.store.add_image
-            active.journal.submit(lambda: add(job.image, job.repo, job.commit, active.id))
+            record = functools.partial(self.store.add_image, job.image, job.repo, job.commit,
+                                       active.id)  # fmt: skip
+            what = f"build {active.id}: storing its image"
+            active.journal.submit(lambda: until_stored(record, self._stopping, what))
             if hasattr(self.checker, "remember"):
                 self.checker.remember(active.job.image, digest)
         else:

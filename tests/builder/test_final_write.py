@@ -3,9 +3,9 @@ database that refuses it for a while: the service tries again until it is stored
 build in memory meanwhile, and shows watchers the end only once it is stored.
 
 The database really refuses: a trigger on the real SQLite file or PostgreSQL schema (both,
-tests/builder/conftest.py) aborts every UPDATE that gives a build a final status while a
-row is in `fail_results`; deleting the row heals it. The service is the real BuildService
-with the fake executor, on a real Git remote on loopback.
+tests/builder/conftest.py) aborts every UPDATE that gives a build a final status, and every
+INSERT of an image record, while a row is in `fail_results`; deleting the row heals it. The
+service is the real BuildService with the fake executor, on a real Git remote on loopback.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ FINAL = "('built', 'failed', 'cancelled')"
 SQLITE_TRIGGER = f"""
 CREATE TRIGGER refuse_results BEFORE UPDATE OF status ON builds
 WHEN NEW.status IN {FINAL} AND (SELECT count(*) FROM fail_results) > 0
-BEGIN SELECT RAISE(ABORT, 'injected: results refused'); END
+BEGIN SELECT RAISE(ABORT, 'injected: results refused'); END;
+CREATE TRIGGER refuse_images BEFORE INSERT ON images
+WHEN (SELECT count(*) FROM fail_results) > 0
+BEGIN SELECT RAISE(ABORT, 'injected: images refused'); END
 """
 PG_FUNCTION = """
 CREATE FUNCTION refuse_results() RETURNS trigger AS $$
@@ -45,7 +48,9 @@ END $$ LANGUAGE plpgsql
 """
 PG_TRIGGER = f"""
 CREATE TRIGGER refuse_results BEFORE UPDATE OF status ON builds FOR EACH ROW
-WHEN (NEW.status IN {FINAL}) EXECUTE FUNCTION refuse_results()
+WHEN (NEW.status IN {FINAL}) EXECUTE FUNCTION refuse_results();
+CREATE TRIGGER refuse_images BEFORE INSERT ON images FOR EACH ROW
+EXECUTE FUNCTION refuse_results()
 """
 
 
@@ -89,11 +94,10 @@ async def refuse_results(service: BuildService, on: bool) -> None:
         tables = await conn.run_sync(lambda c: c.dialect.get_table_names(c))
         if "fail_results" not in tables:
             await conn.execute(text("CREATE TABLE fail_results (x INTEGER)"))
-            if conn.dialect.name == "sqlite":
-                await conn.execute(text(SQLITE_TRIGGER))
-            else:
-                await conn.execute(text(PG_FUNCTION))
-                await conn.execute(text(PG_TRIGGER))
+            sqlite = conn.dialect.name == "sqlite"
+            triggers = (SQLITE_TRIGGER if sqlite else PG_TRIGGER).split(";\n")
+            for statement in ([] if sqlite else [PG_FUNCTION]) + triggers:
+                await conn.execute(text(statement))
         await conn.execute(text("DELETE FROM fail_results"))
         if on:
             await conn.execute(text("INSERT INTO fail_results VALUES (1)"))
@@ -113,7 +117,7 @@ async def test_result_refused_for_a_while_is_stored_then_shown(
     build = await service.request("alice", repo.url)
     active = service.active[build.id]
     await until(lambda: active.done)  # the terminal event is emitted; its write is refused
-    await until(lambda: caplog.text.count("injected: results refused") >= 3)
+    await until(lambda: caplog.text.count("injected: ") >= 3)  # its image, then its result
     stored = await service.store.get(build.id)
     assert stored is not None and stored.status != "built"
     assert service.active.get(build.id) is active  # kept in memory, lines and result
@@ -128,6 +132,8 @@ async def test_result_refused_for_a_while_is_stored_then_shown(
     assert [e.seq for e in lines] == list(range(1, active.seq + 1))  # nothing lost
     assert lines[-1].phase == "built"
     assert active.published == active.seq
+    image = await service.store.image(build.image)  # the cache entry too (refused as well)
+    assert image is not None and image.build_id == build.id
 
 
 async def test_stop_gives_up_and_the_next_start_marks_it_interrupted(
