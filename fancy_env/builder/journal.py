@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -156,18 +155,19 @@ async def until_stored(
     """`write()`, tried again after each failure (`RETRY_DELAYS`, each failure logged) until
     it succeeds; once `stopping` is set, a failure is raised (the next start of the service
     marks a build whose result it could not store as interrupted)."""
-    for attempt in itertools.count():
+    failures = 0
+    while True:
         try:
             return await write()
         except Exception as e:
             if stopping.is_set():
                 raise
-            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+            delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
+            failures += 1
             log.warning("%s failed (%s: %s); trying again in %g s", what, type(e).__name__, e,
                         delay)  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _consume(task: asyncio.Task[Any]) -> None:

@@ -3,8 +3,8 @@ packets, a hung server) fails a connection after `dbengine.CONNECT_TIMEOUT` inst
 holding a request, a retried write or a stop for good; a URL naming its own
 `connect_timeout` keeps it.
 
-The silent server is a listener this test starts on 127.0.0.1: it accepts and reads, and
-never writes a byte. The real PostgreSQL of `scripts/setup.sh --test` shows that a working
+The silent server is a listener this test starts on 127.0.0.1 that never accepts and never
+writes a byte. The real PostgreSQL of `scripts/setup.sh --test` shows that a working
 server still connects with the timeout set.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -26,29 +25,10 @@ from tests.support import db
 
 @pytest.fixture
 def silent_server() -> Iterator[int]:
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            held.append(conn)  # read nothing back, answer nothing
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    """A listener that never accepts: the kernel completes the TCP handshake (the backlog),
+    so the client connects and sends its start-up message, and no byte ever comes back."""
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as listener:
         yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        listener.close()
 
 
 async def first_query(url: str) -> None:
