@@ -540,6 +540,7 @@ class BuildService:
 
     async def start(self) -> None:
         await self.recover()
+        await self.drain()  # what recovery decided is stored before the first request reads it
         self._tasks = [
             asyncio.create_task(self._flusher()),
             asyncio.create_task(self._watchdog()),

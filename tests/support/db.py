@@ -28,6 +28,7 @@ import asyncio
 import concurrent.futures
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, create_engine, select, text
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.pool import NullPool
 
 BACKENDS = ("sqlite", "postgresql")
@@ -103,8 +105,16 @@ class Databases:
         self._admin.dispose()
         assert self.admin_url is not None
         server = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-        with server.connect() as conn:  # FORCE: a service the test left running is cut off
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+        drop = text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        for attempt in range(20):  # FORCE cuts off a service the test left running, but not
+            try:  # an autovacuum worker (the superuser's): that one ends within moments
+                with server.connect() as conn:
+                    conn.execute(drop)
+                break
+            except ProgrammingError as e:
+                if "pg_signal_backend" not in str(e) or attempt == 19:
+                    raise
+                time.sleep(0.5)
         server.dispose()
         self._admin = None
 
