@@ -85,9 +85,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory, docker_engine: str) -> Iterato
         yield hub
     finally:
         if hub.proc and hub.api("GET", "/users/bob").json().get("servers"):
-            hub.api("DELETE", "/users/bob/server", timeout=120)
-            wait_for(lambda: not hub.api("GET", "/users/bob").json().get("servers"),
-                     timeout=120, what="bob's server to stop")  # fmt: skip
+            hub.stop_server("bob")
         hub.stop()
 
 

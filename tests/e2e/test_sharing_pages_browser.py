@@ -164,7 +164,7 @@ def test_pages_by_keyboard_in_the_hubs_look(
     page.locator("#dark-theme-toggle").click()  # the hub's own theme switch works here too
     assert page.evaluate("document.documentElement.getAttribute('data-bs-theme')") == "light"
     dark.close()
-    hub.api("DELETE", "/users/alice/server", timeout=60)
+    hub.stop_server("alice")
 
 
 def test_building_page_in_the_hubs_look(browser: Browser, artifacts: Path) -> None:

@@ -217,8 +217,7 @@ def test_gh_launch_confirms_with_xsrf_then_starts_with_the_urlpath(run: Run) -> 
     again = bea.get(page_path)
     assert 'data-action="open"' in again.text and 'value="replace"' in again.text
     assert "Launching…" not in again.text  # never replaces a running server unasked
-    run.hub.api("DELETE", "/users/bea/server", timeout=60)
-    wait_for(lambda: not servers(run, "bea"), timeout=60, what="bea's server to stop")
+    run.hub.stop_server("bea")
 
 
 OFF_CONFIG = """

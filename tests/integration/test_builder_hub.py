@@ -108,6 +108,4 @@ def test_hub_service_scopes_and_confirmed_spawn(
 
     running = docker("inspect", "--format", "{{.Image}}", *docker("ps", "-q"))  # image IDs
     assert docker("image", "inspect", "--format", "{{.Id}}", build["image"])[0] in running
-    hub.api("DELETE", "/users/alice/server")
-    wait_for(lambda: not hub.api("GET", "/users/alice").json()["servers"], timeout=60,
-             what="server stopped")  # fmt: skip
+    hub.stop_server("alice")

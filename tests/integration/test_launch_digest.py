@@ -133,9 +133,7 @@ def running_image() -> str:
 
 
 def stop(hub: HubProcess) -> None:
-    hub.api("DELETE", "/users/alice/server")
-    wait_for(lambda: not hub.api("GET", "/users/alice").json()["servers"], timeout=90,
-             what="alice's server stopped")  # fmt: skip
+    hub.stop_server("alice")
 
 
 def overwrite_tag(image: str, base: str, config_dir: Path) -> str:

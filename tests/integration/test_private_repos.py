@@ -228,7 +228,7 @@ def check_bob_with_his_token(run: Run, repo_url: str, link_url: str) -> None:
     assert launched.status_code == 200, launched.text[-500:]
     wait_for(lambda: run.hub.api("GET", "/users/bob").json()["servers"].get("", {}).get("ready"),
              timeout=120, what="bob's server from the private image")  # fmt: skip
-    run.hub.api("DELETE", "/users/bob/server")
+    run.hub.stop_server("bob")
     hit = run.service("POST", "api/builds", "bob", json={"repo": repo_url})
     assert hit.status_code == 200 and hit.json()["cache_hit"] is True, hit.text
     gone = run.service("DELETE", "api/credentials", "bob", params={"host": run.forge.base_url})

@@ -81,8 +81,7 @@ def server(hub: HubProcess, user: str) -> dict[str, Any]:
 
 
 def stop(hub: HubProcess, user: str) -> None:
-    hub.api("DELETE", f"/users/{user}/server")
-    wait_for(lambda: not server(hub, user), timeout=60, what=f"{user}'s server to stop")
+    hub.stop_server(user)
 
 
 def spawn_form_post(browser: Browser, user: str, profile: str) -> requests.Response:

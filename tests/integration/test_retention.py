@@ -471,8 +471,6 @@ def test_running_server_keeps_its_image(
         tags = registry_get(f"/v2/{name}/tags/list").json()
         assert set(tags["tags"]) == {oldest["commit"], builds[2]["commit"]}
     finally:
-        hub.api("DELETE", "/users/alice/server")
-        wait_for(lambda: not hub.api("GET", "/users/alice").json()["servers"], timeout=60,
-                 what="server stopped")  # fmt: skip
+        hub.stop_server("alice")
         remove_engine_images(prefix)
         delete_from_registry(prefix)

@@ -150,7 +150,7 @@ def test_builder_role_can_build_and_share(run: Run) -> None:
     options = run.hub.api("GET", "/users/bea").json()["servers"][""]["user_options"]
     assert options["profile"] == "repo" and options["build_id"]  # the launch's own record
     run.secrets["bea's build id"] = build_id  # not a secret; used by the next test
-    run.hub.api("DELETE", "/users/bea/server")
+    run.hub.stop_server("bea")
 
 
 def test_no_scope_user_cannot_build(run: Run) -> None:

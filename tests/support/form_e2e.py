@@ -140,8 +140,7 @@ def builder_get(page: Page, path: str) -> Any:
 
 
 def stop_server(hub: HubProcess, user: str, server: str = "") -> None:
-    path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
-    hub.api("DELETE", path, json={"remove": bool(server)}, timeout=120)
+    hub.stop_server(user, server)
 
 
 def running_containers(prefix: str) -> list[str]:

@@ -150,6 +150,22 @@ class HubProcess:
             **kw,
         )
 
+    def stop_server(self, user: str, server: str = "", timeout: float = 120) -> None:
+        """Stop a server and wait until the hub has finished stopping it.
+
+        The hub answers a DELETE with 202 while the stop is still pending; a spawn page
+        opened then says "Your server is stopping" instead of showing the form.
+        """
+        path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+        r = self.api("DELETE", path, json={"remove": bool(server)}, timeout=timeout)
+        assert r.status_code in (202, 204), f"stopping {user}/{server}: {r.status_code} {r.text}"
+
+        def stopped() -> bool:
+            model = self.api("GET", f"/users/{user}").json()
+            return server not in model.get("servers", {})
+
+        wait_for(stopped, timeout=timeout, what=f"{user}'s server {server!r} to stop")
+
     def user_token(self, name: str) -> str:
         """Create the user if needed and return an API token for them."""
         self.api("POST", f"/users/{name}")
