@@ -18,7 +18,9 @@ result), holds `LineTicks.lock`: one at a time, each taking the oldest pending l
 build, so lines are stored and shown in seq order; a failed write puts its lines back in
 front. A build's last write (its last lines and its result) is tried again until it is
 stored (`until_stored`), so a database away for a while loses neither, and the build stays
-in memory, its watchers waiting, until then.
+in memory, its watchers waiting, until then. Once a build has ended, no other write takes
+its lines (a tick, or a journal flush that was waiting for the lock): its terminal line is
+stored with its result, so a watcher that sees the end finds the record ended.
 """
 
 from __future__ import annotations

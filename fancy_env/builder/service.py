@@ -364,8 +364,9 @@ class BuildService:
 
     def _start(self, active: ActiveBuild) -> None:
         metrics.QUEUE_LENGTH.set(len(self.queue))
-        active.started, now = time.monotonic(), time.time()
-        active.journal.submit(lambda: self.store.update(active.id, started=now), "the start")
+        active.started, active.started_at = time.monotonic(), time.time()
+        start = functools.partial(self.store.update, active.id, started=active.started_at)
+        active.journal.submit(start, "the start")
         active.task = asyncio.create_task(self._run(active))
 
     async def _run(self, active: ActiveBuild) -> None:
@@ -435,6 +436,10 @@ class BuildService:
         # the last lines and the result in one transaction; watchers see the end once both
         # are stored, and the build leaves `active` after that (then all is in the database)
         result = {"status": phase, "reason": reason, "finished": time.time(), "digest": digest}
+        if active.started_at is not None:  # again: that earlier write was not retried
+            result["started"] = active.started_at
+        if active.truncated:
+            result["log_truncated"] = True
         self._flush(active, result)
         active.journal.submit(lambda: self._retire(active))
         if self.by_image.get(active.job.image) is active:
@@ -486,8 +491,6 @@ class BuildService:
         journal = active.journal
         if journal.pending_flush is asyncio.current_task():
             journal.pending_flush = None  # started: later lines need a later flush
-        if result is None and journal.final_queued:
-            return  # the last flush takes them, with the result (watchers see both at once)
         if result is None:
             return await self._store_lines(active, None)
         try:  # the result is not given up while the service runs (the database may be away)
@@ -498,6 +501,8 @@ class BuildService:
 
     async def _store_lines(self, active: ActiveBuild, result: dict[str, Any] | None) -> None:
         async with self.ticks.lock:  # one write of log lines at a time (seq order)
+            if result is None and (active.done or active.journal.final_queued):
+                return  # ended while this waited: the last flush stores them with the result
             lines = active.take_unflushed()
             try:
                 await self.store.add_lines(lines, active.id, **(result or {}))

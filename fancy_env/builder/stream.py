@@ -63,7 +63,8 @@ class ActiveBuild:
         self.unflushed: list[BuildEvent] = []
         self.phase = "queued"
         self.last_output = time.monotonic()
-        self.started: float | None = None
+        self.started: float | None = None  # monotonic, for the timeouts
+        self.started_at: float | None = None  # wall clock, as stored
         self.task: asyncio.Task[None] | None = None
         self.stop_reason: tuple[str, str] | None = None
         self.done = False
