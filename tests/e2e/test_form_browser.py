@@ -25,7 +25,6 @@ from tests.support.form_e2e import (
     running_containers,
     screenshot,
     start_hub,
-    stop_server,
 )
 from tests.support.gitserver import GitRepo, GitServer
 from tests.support.hub import HubProcess
@@ -119,7 +118,7 @@ def test_pick_a_profile_and_start(
     assert model["servers"][""]["user_options"] == {"profile": "large"}
     assert any("alice" in c for c in running_containers(prefix))
     ctx.close()
-    stop_server(h, "alice")
+    h.stop_server("alice")
 
 
 def test_without_javascript_the_plain_form_starts_a_server(
@@ -147,7 +146,7 @@ def test_without_javascript_the_plain_form_starts_a_server(
         assert options["image--unlisted-choice"] == "fancy-env/singleuser:latest"
     finally:
         ctx.close()
-        stop_server(h, "gina")
+        h.stop_server("gina")
 
 
 def test_build_and_start_then_cached_then_recent(
@@ -187,7 +186,7 @@ def test_build_and_start_then_cached_then_recent(
     assert marker_of(page, h, "bob") == token
     options = h.api("GET", "/users/bob").json()["servers"][""]["user_options"]
     assert options["profile"] == "small" and options["build_id"]
-    stop_server(h, "bob")
+    h.stop_server("bob")
 
     # the same repository again: the cached image starts at once, no event stream is read
     streams: list[str] = []
@@ -199,7 +198,7 @@ def test_build_and_start_then_cached_then_recent(
     page.wait_for_url("**/user/bob/**", timeout=START_MS)
     assert streams == []
     assert marker_of(page, h, "bob") == token
-    stop_server(h, "bob")
+    h.stop_server("bob")
 
     # recent environments come from the server-side history: one click starts it again
     page.goto(h.url + "hub/spawn")
@@ -213,7 +212,7 @@ def test_build_and_start_then_cached_then_recent(
     page.get_by_role("button", name=f"Start {short} at main").click()
     page.wait_for_url("**/user/bob/**", timeout=START_MS)
     assert marker_of(page, h, "bob") == token
-    stop_server(h, "bob")
+    h.stop_server("bob")
 
 
 def test_refused_repository_and_failed_build_show_the_reason(
@@ -288,7 +287,7 @@ def test_whole_path_by_keyboard_only(
     page.wait_for_url("**/user/erin/**", timeout=BUILD_MS)
     assert marker_of(page, h, "erin") == token
     assert h.api("GET", "/users/erin").json()["servers"][""]["user_options"]["profile"] == "large"
-    stop_server(h, "erin")
+    h.stop_server("erin")
 
 
 def test_base_url_and_named_server(
@@ -307,6 +306,6 @@ def test_base_url_and_named_server(
         page.get_by_role("button", name="Build and start", exact=True).click()
         page.wait_for_url("**/jh/user/frank/work/**", timeout=BUILD_MS)
         assert marker_of(page, h, "frank", "work") == token
-        stop_server(h, "frank", "work")
+        h.stop_server("frank", "work")
     finally:
         h.stop()

@@ -139,10 +139,6 @@ def builder_get(page: Page, path: str) -> Any:
     )
 
 
-def stop_server(hub: HubProcess, user: str, server: str = "") -> None:
-    hub.stop_server(user, server)
-
-
 def running_containers(prefix: str) -> list[str]:
     out = subprocess.run(
         ["docker", "ps", "--format", "{{.Names}} {{.Image}}", "--filter", f"name={prefix}"],
